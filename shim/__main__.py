@@ -1,0 +1,5 @@
+"""``python -m shim``: the same entry point as the ``shim`` console script."""
+
+from shim.cli.app import main
+
+raise SystemExit(main())

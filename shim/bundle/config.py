@@ -1,0 +1,91 @@
+"""Reading an OCI bundle's ``config.json`` (parsing and checks are pure).
+
+The shim checks what it relies on, so that a broken bundle fails with a line that names the
+file and the field, before any runtime state exists: ``process.args`` (a non-empty list of
+strings), ``root.path``, and ``process.terminal`` (the shim relays pipes; it has no console).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+from shim.errors import ShimError
+
+
+class Bundle:
+    """A bundle directory and its parsed configuration."""
+
+    __slots__ = ("directory", "config")
+
+    def __init__(self, directory: str, config: dict) -> None:
+        self.directory = directory
+        self.config = config
+
+    @property
+    def config_path(self) -> str:
+        return os.path.join(self.directory, "config.json")
+
+    @property
+    def args(self) -> list[str]:
+        return self.config["process"]["args"]
+
+    @property
+    def annotations(self) -> dict:
+        value = self.config.get("annotations")
+        return value if isinstance(value, dict) else {}
+
+    def has_namespace(self, kind: str) -> bool:
+        namespaces = self.config.get("linux", {}).get("namespaces") or []
+        return any(isinstance(ns, dict) and ns.get("type") == kind and not ns.get("path") for ns in namespaces)
+
+
+def load_bundle(directory: str) -> Bundle:
+    """Read and check ``<directory>/config.json``; ShimError names what is wrong."""
+    directory = os.path.abspath(directory)
+    if not os.path.isdir(directory):
+        raise ShimError(f"bundle {directory}: not a directory" if os.path.exists(directory)
+                        else f"bundle {directory}: no such directory")
+    path = os.path.join(directory, "config.json")
+    try:
+        with open(path, "rb") as f:
+            raw = f.read()
+    except FileNotFoundError:
+        raise ShimError(f"bundle {directory}: no config.json") from None
+    except OSError as e:
+        raise ShimError(f"{path}: cannot read: {e.strerror}") from None
+    return Bundle(directory, parse_config(raw, path))
+
+
+def parse_config(raw: bytes, source: str) -> dict:
+    """Parse and check a config.json document; ``source`` names it in errors."""
+    try:
+        config = json.loads(raw)
+    except UnicodeDecodeError:
+        raise ShimError(f"{source}: not UTF-8 text") from None
+    except json.JSONDecodeError as e:
+        raise ShimError(f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    if not isinstance(config, dict):
+        raise ShimError(f"{source}: invalid configuration: the top level must be an object")
+    process = config.get("process")
+    if not isinstance(process, dict):
+        raise ShimError(f"{source}: invalid configuration: no \"process\" object")
+    args = process.get("args")
+    if not isinstance(args, list) or not args or not all(isinstance(a, str) for a in args) or not args[0]:
+        raise ShimError(f"{source}: invalid configuration: process.args must be a non-empty list of strings")
+    env = process.get("env", [])
+    if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
+        raise ShimError(f"{source}: invalid configuration: process.env must be a list of strings")
+    if process.get("terminal"):
+        raise ShimError(f"{source}: process.terminal is true, but the shim relays pipes and has no console; "
+                        "set it to false")
+    root = config.get("root")
+    if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
+        raise ShimError(f"{source}: invalid configuration: root.path must be a non-empty string")
+    for field in ("mounts",):
+        if field in config and not isinstance(config[field], list):
+            raise ShimError(f"{source}: invalid configuration: {field} must be a list")
+    linux = config.get("linux", {})
+    if not isinstance(linux, dict):
+        raise ShimError(f"{source}: invalid configuration: linux must be an object")
+    return config

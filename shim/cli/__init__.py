@@ -1,0 +1,1 @@
+"""Command line: the option parser, the option tables of each command, and ``main``."""

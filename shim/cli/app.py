@@ -1,0 +1,92 @@
+"""``shim``: the entry point of the console script and of ``python -m shim``.
+
+Start-up is a feature: only the standard library's cheapest modules load before the
+container runs. ``shim run`` blocks every signal it will route before anything else, so a
+signal that arrives during start-up stays pending instead of killing the shim.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from shim import __version__
+from shim.errors import SHIM_FAILED, ShimError, UsageError
+
+TOP_HELP = f"""\
+usage: shim [--version] [--help] COMMAND [options]
+
+shim {__version__}: one supervisor process per OCI container. It runs the runtime
+(crun, runc), reaps every child as a subreaper, relays the container's output,
+forwards signals, and exits with the container's status.
+
+commands:
+  run ID     run a container from an OCI bundle in the foreground (see shim run --help)
+  demo       build a small busybox bundle and run it, showing what the shim does
+
+Exit codes: the container's own; 125 when the shim fails, 126 when the container's
+command cannot be executed, 127 when it is not found.
+"""
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        return dispatch(argv)
+    except ShimError as e:
+        _say(f"shim: {e.message}")
+        return e.exit_code
+    except KeyboardInterrupt:
+        return SHIM_FAILED
+
+
+def dispatch(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        sys.stdout.write(TOP_HELP)
+        return 0 if argv else SHIM_FAILED
+    command, rest = argv[0], argv[1:]
+    if command == "--version":
+        sys.stdout.write(f"shim version {__version__}\n")
+        return 0
+    if command == "run":
+        return run_command(rest)
+    if command == "demo":
+        from shim.demo.command import demo_command
+
+        return demo_command(rest)
+    raise UsageError(f"unknown command {command!r} (commands: run, demo; see shim --help)")
+
+
+def run_command(argv: list[str]) -> int:
+    from shim.signals.router import block_routed_signals
+
+    block_routed_signals()
+    from shim.cli.run_options import parse_run_options, run_help
+    from shim.process.spawn import seal_inherited_fds
+
+    options = parse_run_options(argv, os.getcwd())
+    if options is None:
+        sys.stdout.write(run_help())
+        return 0
+    ensure_stdio_open()
+    seal_inherited_fds()
+    from shim.lifecycle.run import run
+
+    return run(options, dict(os.environ))
+
+
+def ensure_stdio_open() -> None:
+    """Point a closed fd 0, 1 or 2 at /dev/null, so no pipe of ours lands there."""
+    for fd in (0, 1, 2):
+        try:
+            os.fstat(fd)
+        except OSError:
+            null = os.open(os.devnull, os.O_RDWR)
+            if null != fd:
+                os.dup2(null, fd)
+                os.close(null)
+
+
+def _say(line: str) -> None:
+    sys.stdout.flush()
+    os.write(2, (line + "\n").encode("utf-8", "replace"))

@@ -1,0 +1,130 @@
+"""``shim run``: one container from flags to exit status.
+
+Reads like tini's main(): each step is a function with one job and its own error.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shim.bundle.config import load_bundle
+from shim.diagnostics import Diagnostics
+from shim.errors import ShimError
+from shim.lifecycle import startup
+from shim.lifecycle.plan import make_plan
+from shim.process.exit_status import SIGNAL_EXIT_OFFSET, describe, exit_code
+from shim.process.reaper import Reaper
+from shim.process.subreaper import set_subreaper
+from shim.runtime.command import RuntimeCommand
+from shim.runtime.invoke import Runtime
+from shim.runtime.locate import find_executable, locate_runtime
+from shim.signals.catalog import signal_name
+from shim.signals.router import take_pending_stop_request
+from shim.state.files import remove_quietly, write_atomic
+from shim.state.statedir import StateDir, default_state_root
+
+
+def run(options, env: dict[str, str]) -> int:
+    """Run the container; return the shim's exit code. Raises ShimError on failure."""
+    diagnostics = Diagnostics(options.log_level)
+    check_output_paths(options, env)
+    bundle = load_bundle(options.bundle)
+    plan = make_plan(bundle, options)
+    runtime_path = locate_runtime(options.runtime, env)
+    stop = take_pending_stop_request()
+    if stop is not None:
+        diagnostics.info(f"{signal_name(stop)} before the container was created: nothing to do")
+        return SIGNAL_EXIT_OFFSET + stop
+    set_subreaper(True)
+    reaper = Reaper()
+    state = StateDir.claim(options.state_dir or default_state_root(os.geteuid(), env), options.container_id)
+    try:
+        runtime = Runtime(RuntimeCommand(runtime_path, options.runtime_args, state.file("runtime.log")),
+                          reaper, env)
+        write_atomic(state.file("config.json"), plan.config_bytes(), 0o600)
+        exit_status = run_container(runtime, state, plan, options, diagnostics)
+    finally:
+        state.release()
+    report_exit(options, exit_status, reaper, env, diagnostics)
+    return exit_status
+
+
+def check_output_paths(options, env: dict[str, str]) -> None:
+    """Flags naming places to write or run must be usable before anything starts."""
+    if options.exit_dir is not None and not os.path.isdir(options.exit_dir):
+        raise ShimError(f"--exit-dir {options.exit_dir}: no such directory")
+    if options.pid_file is not None and not os.path.isdir(os.path.dirname(options.pid_file)):
+        raise ShimError(f"--pid-file {options.pid_file}: its directory does not exist")
+    if options.exit_command is not None:
+        found = find_executable(options.exit_command, env.get("PATH", ""))
+        if found is None:
+            raise ShimError(f"--exit-command {options.exit_command}: not found or not executable")
+        options.exit_command = found
+
+
+def run_container(runtime: Runtime, state: StateDir, plan, options, diagnostics) -> int:
+    """Create, start, supervise; the container is deleted whatever happens."""
+    container = startup.create_container(runtime, options.container_id, state.path,
+                                         state.file(startup.PID_FILE_NAME), plan.own_pid_namespace)
+    supervised = False
+    try:
+        if options.pid_file:
+            write_atomic(options.pid_file, str(container.init_pid).encode())
+        stop = take_pending_stop_request()
+        if stop is not None:
+            diagnostics.info(f"{signal_name(stop)} before start: deleting container {container.id} unstarted")
+            return SIGNAL_EXIT_OFFSET + stop
+        startup.start_container(runtime, container)
+        supervised = True
+        status = supervise(runtime, container, plan, options, diagnostics)
+        diagnostics.info(f"container {container.id} {describe(status)}")
+        return exit_code(status)
+    finally:
+        if not supervised:
+            startup.delete_blocking(runtime, container, diagnostics)
+        os.close(container.pidfd)
+        if options.pid_file:
+            remove_quietly(options.pid_file)
+
+
+def supervise(runtime: Runtime, container, plan, options, diagnostics) -> int:
+    """Hand over to trio, imported only now that the container runs."""
+    import trio
+
+    from shim.lifecycle.supervise import Supervisor
+    from shim.signals.stop_sequence import StopSequence
+
+    stop = StopSequence(plan.stop_signal, options.stop_timeout)
+    supervisor = Supervisor(runtime, container, stop, diagnostics)
+    return trio.run(supervisor.run)
+
+
+def report_exit(options, exit_status: int, reaper: Reaper, env: dict[str, str], diagnostics) -> None:
+    """The exit file, then the exit command: the container is gone."""
+    if options.exit_dir is not None:
+        write_atomic(os.path.join(options.exit_dir, options.container_id), str(exit_status).encode())
+    if options.exit_command is not None:
+        run_exit_command(options, reaper, env, diagnostics)
+
+
+def run_exit_command(options, reaper: Reaper, env: dict[str, str], diagnostics) -> None:
+    """Run ``--exit-command`` and wait for it, as conmon does.
+
+    The shim stops being a subreaper first, so that what the command leaves running
+    (podman's cleanup may start helpers) is not tied to the shim's exit.
+    """
+    from shim.process.spawn import spawn
+    from shim.runtime.invoke import runtime_environment
+
+    set_subreaper(False)
+    argv = [options.exit_command, *options.exit_command_args]
+    try:
+        pid = spawn(argv, env=runtime_environment(env), stdin=0, stdout=1, stderr=2)
+    except OSError as e:
+        diagnostics.warning(f"exit command {options.exit_command}: cannot execute: {e.strerror}")
+        return
+    reaper.expect(pid)
+    status = reaper.wait_blocking(pid)
+    if status != 0:
+        diagnostics.warning(f"exit command {options.exit_command} {describe(status)}")
+    reaper.reap()

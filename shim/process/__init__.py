@@ -1,0 +1,1 @@
+"""Processes: spawning with clean signal state, the one reaper, exit-status encoding."""

@@ -1,0 +1,102 @@
+"""The signal router: one thread that receives every asynchronous signal of the shim.
+
+All routed signals are blocked in every thread from the first line of ``shim run`` on, so
+none can kill the shim during start-up and none is lost: they stay pending until this
+thread takes them with ``sigwaitinfo``. Forwarded signals go straight to the container's
+init from here with ``pidfd_send_signal`` (a recycled pid can never be hit); stop requests
+and SIGCHLD are handed to trio through the callbacks.
+
+Why a thread and not trio's ``open_signal_receiver``: a Python-level handler coalesces
+repeated signals (CPython keeps one "tripped" flag per signal number), so a burst of queued
+realtime signals would reach the container as one; and trio's receiver costs a task switch
+per signal (100-180 µs here, against 45 µs for tini). ``sigwaitinfo`` dequeues each queued
+signal exactly once, and the thread sleeps in it, so an idle shim never wakes up.
+
+A signal the kernel raises at one thread (SIGPIPE after a write to a closed pipe) stays
+pending on that thread and never reaches the router, so only a SIGPIPE that somebody sent
+to the shim is forwarded.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import threading
+
+from shim.signals.catalog import STOP_REQUESTS, forwarded_signals, routed_signals
+
+# The router is woken for shutdown with a thread-directed SIGCHLD: harmless if taken for a
+# real one (reaping is idempotent), and always in the set it waits for.
+_WAKE_SIGNAL = signal.SIGCHLD
+
+
+def block_routed_signals() -> None:
+    """Block every routed signal in the calling thread (and the threads it will start)."""
+    signal.pthread_sigmask(signal.SIG_BLOCK, routed_signals())
+
+
+def unblock_routed_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, routed_signals())
+
+
+def take_pending_stop_request() -> int | None:
+    """A stop request (SIGTERM/SIGINT) that arrived while signals were blocked, if any."""
+    info = signal.sigtimedwait(STOP_REQUESTS, 0)
+    return info.si_signo if info is not None else None
+
+
+class SignalRouter:
+    """Owns the router thread between ``start`` and ``stop``."""
+
+    def __init__(self, pidfd: int, on_stop_request, on_child_exit, on_forward_error) -> None:
+        self._pidfd = pidfd
+        self._on_stop_request = on_stop_request
+        self._on_child_exit = on_child_exit
+        self._on_forward_error = on_forward_error
+        self._forwarded = forwarded_signals()
+        self._routed = routed_signals()
+        self._closing = False
+        self._thread: threading.Thread | None = None
+        self.forwarded_count = 0
+
+    def start(self) -> None:
+        self._thread = threading.Thread(target=self._run, name="shim-signal-router", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and wait for it; the pidfd may be closed afterwards."""
+        if self._thread is None:
+            return
+        self._closing = True
+        signal.pthread_kill(self._thread.ident, _WAKE_SIGNAL)
+        self._thread.join()
+        self._thread = None
+
+    def __enter__(self) -> "SignalRouter":
+        self.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.stop()
+
+    def _run(self) -> None:
+        while True:
+            signum = signal.sigwaitinfo(self._routed).si_signo
+            if self._closing:
+                return
+            if signum in self._forwarded:
+                self._forward(signum)
+            elif signum == signal.SIGCHLD:
+                self._on_child_exit()
+            else:
+                self._on_stop_request(signum)
+
+    def _forward(self, signum: int) -> None:
+        try:
+            signal.pidfd_send_signal(self._pidfd, signum)
+        except ProcessLookupError:
+            pass  # the init is gone; the reaper will notice
+        except OSError as e:
+            self._on_forward_error(signum, e)
+        else:
+            self.forwarded_count += 1
