@@ -60,9 +60,11 @@ def load_bundle(directory: str) -> Bundle:
 def parse_config(raw: bytes, source: str) -> dict:
     """Parse and check a config.json document; ``source`` names it in errors."""
     try:
-        config = json.loads(raw)
+        text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise ShimError(f"{source}: not UTF-8 text") from None
+    try:
+        config = json.loads(text)
     except json.JSONDecodeError as e:
         raise ShimError(f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(config, dict):

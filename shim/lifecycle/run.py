@@ -68,16 +68,19 @@ def run_container(runtime: Runtime, state: StateDir, plan, options, diagnostics)
                                          state.file(startup.PID_FILE_NAME), plan.own_pid_namespace)
     supervised = False
     try:
-        if options.pid_file:
-            write_atomic(options.pid_file, str(container.init_pid).encode())
         stop = take_pending_stop_request()
         if stop is not None:
             diagnostics.info(f"{signal_name(stop)} before start: deleting container {container.id} unstarted")
             return SIGNAL_EXIT_OFFSET + stop
         startup.start_container(runtime, container)
+        if options.pid_file:  # once the payload runs, so the file means "running"
+            write_atomic(options.pid_file, str(container.init_pid).encode())
+        diagnostics.info(
+            f"runtime {runtime.name} ({runtime.command.path}) created container {container.id} in "
+            f"{container.created_at * 1000:.0f} ms and started it in {container.started_at * 1000:.0f} ms; "
+            f"its init is pid {container.init_pid}")
         supervised = True
         status = supervise(runtime, container, plan, options, diagnostics)
-        diagnostics.info(f"container {container.id} {describe(status)}")
         return exit_code(status)
     finally:
         if not supervised:
@@ -96,7 +99,11 @@ def supervise(runtime: Runtime, container, plan, options, diagnostics) -> int:
 
     stop = StopSequence(plan.stop_signal, options.stop_timeout)
     supervisor = Supervisor(runtime, container, stop, diagnostics)
-    return trio.run(supervisor.run)
+    status = trio.run(supervisor.run)
+    diagnostics.info(
+        f"container {container.id} {describe(status)} after {supervisor.ran_for:.2f} s; output drained, "
+        f"container deleted and {runtime.reaper.orphans_reaped} orphans reaped in {supervisor.cleanup_took * 1000:.0f} ms")
+    return status
 
 
 def report_exit(options, exit_status: int, reaper: Reaper, env: dict[str, str], diagnostics) -> None:

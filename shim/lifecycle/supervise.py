@@ -39,6 +39,8 @@ class Supervisor:
         self.diagnostics = diagnostics
         self._announce_stop = announce_stop
         self._events_tx, self._events_rx = trio.open_memory_channel(math.inf)
+        self.ran_for = 0.0  # seconds from supervision start to the init's exit
+        self.cleanup_took = 0.0  # seconds from the init's exit to nothing left
 
     async def run(self) -> int:
         """Supervise until the container is gone; return its init's wait status."""
@@ -56,10 +58,14 @@ class Supervisor:
                 nursery.start_soon(self._relay_output, output_done)
                 nursery.start_soon(self._run_stop_sequence)
                 self.runtime.reaper.reap()  # children that exited before the router ran
+                began = trio.current_time()
                 status = await self.runtime.reaper.wait(self.container.init_pid)
+                exited = trio.current_time()
                 with trio.CancelScope(shield=True):
                     await self._finish(output_done)
                 nursery.cancel_scope.cancel()
+                self.ran_for = exited - began
+                self.cleanup_took = trio.current_time() - exited
         return status
 
     def signals_ready(self) -> None:

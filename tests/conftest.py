@@ -1,0 +1,95 @@
+"""Fixtures for the whole suite: real runtimes, a cached busybox root filesystem, the shim
+harness, and the rule that a test which leaves anything behind fails."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from shim.process.subreaper import set_subreaper
+from tests.helpers.harness import ShimHarness
+from tests.helpers.rootfs import cached_busybox_rootfs
+from tests.helpers.runtimes import runtime_path
+
+RUNTIMES = ["runc", "crun"]
+
+
+def pytest_configure(config):
+    # Whatever a shim leaves behind is re-parented to the test process, where the harness
+    # finds it (see tests/helpers/harness.py).
+    set_subreaper(True)
+
+
+@pytest.fixture(scope="session")
+def runtime_scratch(tmp_path_factory) -> str:
+    return str(tmp_path_factory.mktemp("runtimes"))
+
+
+@pytest.fixture(scope="session")
+def busybox_rootfs() -> str:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests run containers and need root")
+    try:
+        return cached_busybox_rootfs()
+    except RuntimeError as e:
+        pytest.skip(str(e))
+
+
+@pytest.fixture(params=RUNTIMES)
+def runtime(request, runtime_scratch) -> str:
+    path, reason = runtime_path(request.param, runtime_scratch)
+    if path is None:
+        pytest.skip(reason)
+    return path
+
+
+@pytest.fixture
+def runc(runtime_scratch) -> str:
+    path, reason = runtime_path("runc", runtime_scratch)
+    if path is None:
+        pytest.skip(reason)
+    return path
+
+
+def _harness(runtime: str, rootfs: str, tmp_path) -> ShimHarness:
+    return ShimHarness(runtime, rootfs, str(tmp_path))
+
+
+@pytest.fixture
+def shim(runtime, busybox_rootfs, tmp_path):
+    """The shim on each runtime (runc, crun); fails the test if anything was left behind."""
+    harness = _harness(runtime, busybox_rootfs, tmp_path)
+    yield harness
+    problems = harness.leftovers()
+    assert not problems, "left behind: " + "; ".join(problems)
+
+
+@pytest.fixture
+def shim_runc(runc, busybox_rootfs, tmp_path):
+    """The shim on runc only, for tests about the shim rather than the runtime."""
+    harness = _harness(runc, busybox_rootfs, tmp_path)
+    yield harness
+    problems = harness.leftovers()
+    assert not problems, "left behind: " + "; ".join(problems)
+
+
+# On CI every test must run: HOST-NOTES lists what works there, so a skip means a broken
+# machine or a broken test, and must not look green.
+_skipped: list[str] = []
+
+
+def pytest_runtest_logreport(report):
+    if report.skipped:
+        _skipped.append(report.nodeid)
+
+
+def pytest_sessionfinish(session, exitstatus):
+    if os.environ.get("SHIM_TESTS_NO_SKIP") == "1" and _skipped:
+        session.exitstatus = 1
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if os.environ.get("SHIM_TESTS_NO_SKIP") == "1" and _skipped:
+        terminalreporter.write_line(
+            f"FAILING: {len(_skipped)} tests skipped while SHIM_TESTS_NO_SKIP=1 (CI runs everything)", red=True)
