@@ -8,10 +8,12 @@ signal that arrives during start-up stays pending instead of killing the shim.
 from __future__ import annotations
 
 import os
+import signal
 import sys
 
 from shim import __version__
 from shim.errors import SHIM_FAILED, ShimError, UsageError
+from shim.process.exit_status import SIGNAL_EXIT_OFFSET
 
 TOP_HELP = f"""\
 usage: shim [--version] [--help] COMMAND [options]
@@ -37,6 +39,15 @@ def main(argv: list[str] | None = None) -> int:
         _say(f"shim: {e.message}")
         return e.exit_code
     except KeyboardInterrupt:
+        # SIGINT during the interpreter's own start, before the shim blocked it: nothing
+        # was started yet, so this is a stop before create.
+        return SIGNAL_EXIT_OFFSET + signal.SIGINT
+    except Exception as e:  # a bug: still one line, and the traceback on request
+        if os.environ.get("SHIM_DEBUG"):
+            import traceback
+
+            traceback.print_exc()
+        _say(f"shim: internal error: {type(e).__name__}: {e} (set SHIM_DEBUG=1 for a traceback)")
         return SHIM_FAILED
 
 

@@ -19,6 +19,7 @@ from tests.helpers import oci
 from tests.helpers.runtimes import container_known, force_delete
 
 SHIM = [sys.executable, "-m", "shim"]
+PAYLOADS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "payloads")
 _ids = itertools.count(1)
 
 
@@ -66,6 +67,13 @@ class ShimHarness:
     def bundle(self, args: list[str], **kwargs) -> str:
         directory = os.path.join(self.workdir, f"bundle{next(self._bundles)}")
         return oci.write_bundle(directory, oci.make_config(args, rootfs=self.rootfs, **kwargs))
+
+    def python_bundle(self, payload: str, *args: str, out_dir: str, **kwargs) -> str:
+        """A bundle running ``tests/payloads/<payload>`` with the host's Python; ``out_dir``
+        is mounted read-write at /out for what the payload records."""
+        binds = oci.host_python_binds() + [(PAYLOADS, "/payloads", True), (out_dir, "/out", False)]
+        binds += kwargs.pop("binds", [])
+        return self.bundle(["/usr/bin/python3", "-IS", f"/payloads/{payload}", *args], binds=binds, **kwargs)
 
     def argv(self, bundle: str, container_id: str, *flags: str) -> list[str]:
         return [*SHIM, "run", "-b", bundle, "-r", self.runtime, "--state-dir", self.state_dir, *flags, container_id]
