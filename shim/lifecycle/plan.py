@@ -1,44 +1,74 @@
-"""What the shim will run (pure): the effective configuration and the stop policy, decided
-from the bundle, the flags and the environment before anything starts."""
+"""What the shim will run (pure): decided from the bundle, the flags and the environment
+before anything starts, then rendered into the effective configuration."""
 
 from __future__ import annotations
 
+import copy
 import json
 import signal
 
 from shim.bundle.config import Bundle
 from shim.bundle.effective import rebase_on
+from shim.errors import ShimError
+from shim.notify.session import CONTAINER, add_container_socket, resolve_mode
 from shim.signals.catalog import parse_signal
+from shim.systemd.detect import systemd_mode
 
 STOP_SIGNAL_ANNOTATION = "org.opencontainers.image.stopSignal"
+NOTIFY_DIRECTORY = "notify"  # in the state directory
 
 
 class Plan:
-    __slots__ = ("config", "stop_signal", "own_pid_namespace")
+    __slots__ = ("config", "stop_signal", "own_pid_namespace", "systemd", "notify_mode", "host_notify_socket")
 
-    def __init__(self, config: dict, stop_signal: int, own_pid_namespace: bool) -> None:
+    def __init__(self, config: dict, stop_signal: int, own_pid_namespace: bool, systemd: bool,
+                 notify_mode: str | None, host_notify_socket: str | None) -> None:
         self.config = config
         self.stop_signal = stop_signal
         self.own_pid_namespace = own_pid_namespace
+        self.systemd = systemd
+        self.notify_mode = notify_mode
+        self.host_notify_socket = host_notify_socket
 
-    def config_bytes(self) -> bytes:
-        return json.dumps(self.config, separators=(",", ":")).encode()
+    @property
+    def waits_for_signals_level(self) -> bool:
+        """Only a systemd payload that can talk to us says when it accepts signals."""
+        return self.systemd and self.notify_mode == CONTAINER
+
+    def render(self, state_dir: str) -> dict:
+        """The configuration the runtime gets, with the shim's additions."""
+        config = copy.deepcopy(self.config)
+        if self.notify_mode == CONTAINER:
+            add_container_socket(config, f"{state_dir}/{NOTIFY_DIRECTORY}")
+        return config
 
 
-def make_plan(bundle: Bundle, options) -> Plan:
-    config = rebase_on(bundle.config, bundle.directory)
+def render_bytes(config: dict) -> bytes:
+    return json.dumps(config, separators=(",", ":")).encode()
+
+
+def make_plan(bundle: Bundle, options, env: dict[str, str]) -> Plan:
+    systemd = systemd_mode(options.systemd, bundle.args)
+    host_notify_socket = env.get("NOTIFY_SOCKET") or None
     return Plan(
-        config=config,
-        stop_signal=choose_stop_signal(options.stop_signal, bundle.annotations),
+        config=rebase_on(bundle.config, bundle.directory),
+        stop_signal=choose_stop_signal(options.stop_signal, bundle.annotations, systemd),
         own_pid_namespace=bundle.has_namespace("pid"),
+        systemd=systemd,
+        notify_mode=resolve_mode(options.sdnotify, systemd, host_notify_socket),
+        host_notify_socket=host_notify_socket,
     )
 
 
-def choose_stop_signal(flag: int | None, annotations: dict) -> int:
-    """``--stop-signal``, else the bundle's stop-signal annotation, else SIGTERM."""
+def choose_stop_signal(flag: int | None, annotations: dict, systemd: bool) -> int:
+    """``--stop-signal``, else the bundle's stop-signal annotation, else SIGRTMIN+3 for
+    systemd (SIGTERM makes systemd re-execute, not stop), else SIGTERM."""
     if flag is not None:
         return flag
     annotated = annotations.get(STOP_SIGNAL_ANNOTATION)
     if isinstance(annotated, str) and annotated:
-        return parse_signal(annotated)
-    return signal.SIGTERM
+        try:
+            return parse_signal(annotated)
+        except ShimError as e:
+            raise ShimError(f"bundle annotation {STOP_SIGNAL_ANNOTATION}: {e}") from None
+    return signal.SIGRTMIN + 3 if systemd else signal.SIGTERM

@@ -11,7 +11,7 @@ from shim.bundle.config import load_bundle
 from shim.diagnostics import Diagnostics
 from shim.errors import ShimError
 from shim.lifecycle import startup
-from shim.lifecycle.plan import make_plan
+from shim.lifecycle.plan import NOTIFY_DIRECTORY, make_plan, render_bytes
 from shim.process.exit_status import SIGNAL_EXIT_OFFSET, describe, exit_code
 from shim.process.reaper import Reaper
 from shim.process.subreaper import set_subreaper
@@ -29,7 +29,7 @@ def run(options, env: dict[str, str]) -> int:
     diagnostics = Diagnostics(options.log_level)
     check_output_paths(options, env)
     bundle = load_bundle(options.bundle)
-    plan = make_plan(bundle, options)
+    plan = make_plan(bundle, options, env)
     runtime_path = locate_runtime(options.runtime, env)
     stop = take_pending_stop_request()
     if stop is not None:
@@ -38,12 +38,16 @@ def run(options, env: dict[str, str]) -> int:
     set_subreaper(True)
     reaper = Reaper()
     state = StateDir.claim(options.state_dir or default_state_root(os.geteuid(), env), options.container_id)
+    notify = None
     try:
         runtime = Runtime(RuntimeCommand(runtime_path, options.runtime_args, state.file("runtime.log")),
                           reaper, env)
-        write_atomic(state.file("config.json"), plan.config_bytes(), 0o600)
-        exit_status = run_container(runtime, state, plan, options, diagnostics)
+        notify = open_notify(plan, state, diagnostics)
+        write_atomic(state.file("config.json"), render_bytes(plan.render(state.path)), 0o600)
+        exit_status = run_container(runtime, state, plan, notify, options, diagnostics)
     finally:
+        if notify is not None:
+            notify.close()
         state.release()
     report_exit(options, exit_status, reaper, env, diagnostics)
     return exit_status
@@ -62,7 +66,20 @@ def check_output_paths(options, env: dict[str, str]) -> None:
         options.exit_command = found
 
 
-def run_container(runtime: Runtime, state: StateDir, plan, options, diagnostics) -> int:
+def open_notify(plan, state: StateDir, diagnostics):
+    """The sd_notify session, if this run reports to a service manager at all."""
+    if plan.notify_mode is None:
+        return None
+    from shim.notify.container_socket import container_root_ids
+    from shim.notify.session import CONTAINER, NotifySession
+
+    notify = NotifySession(plan.notify_mode, plan.host_notify_socket, diagnostics)
+    if plan.notify_mode == CONTAINER:
+        notify.open_container_socket(state.file(NOTIFY_DIRECTORY), container_root_ids(plan.config))
+    return notify
+
+
+def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diagnostics) -> int:
     """Create, start, supervise; the container is deleted whatever happens."""
     container = startup.create_container(runtime, options.container_id, state.path,
                                          state.file(startup.PID_FILE_NAME), plan.own_pid_namespace)
@@ -75,12 +92,14 @@ def run_container(runtime: Runtime, state: StateDir, plan, options, diagnostics)
         startup.start_container(runtime, container)
         if options.pid_file:  # once the payload runs, so the file means "running"
             write_atomic(options.pid_file, str(container.init_pid).encode())
+        if notify is not None:
+            notify.container_started(container.init_pid)
         diagnostics.info(
             f"runtime {runtime.name} ({runtime.command.path}) created container {container.id} in "
-            f"{container.created_at * 1000:.0f} ms and started it in {container.started_at * 1000:.0f} ms; "
+            f"{container.create_took * 1000:.0f} ms and started it in {container.start_took * 1000:.0f} ms; "
             f"its init is pid {container.init_pid}")
         supervised = True
-        status = supervise(runtime, container, plan, options, diagnostics)
+        status = supervise(runtime, container, plan, notify, options, diagnostics)
         return exit_code(status)
     finally:
         if not supervised:
@@ -90,15 +109,15 @@ def run_container(runtime: Runtime, state: StateDir, plan, options, diagnostics)
             remove_quietly(options.pid_file)
 
 
-def supervise(runtime: Runtime, container, plan, options, diagnostics) -> int:
+def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -> int:
     """Hand over to trio, imported only now that the container runs."""
     import trio
 
     from shim.lifecycle.supervise import Supervisor
     from shim.signals.stop_sequence import StopSequence
 
-    stop = StopSequence(plan.stop_signal, options.stop_timeout)
-    supervisor = Supervisor(runtime, container, stop, diagnostics)
+    stop = StopSequence(plan.stop_signal, options.stop_timeout, signals_ready=not plan.waits_for_signals_level)
+    supervisor = Supervisor(runtime, container, stop, diagnostics, notify)
     status = trio.run(supervisor.run)
     diagnostics.info(
         f"container {container.id} {describe(status)} after {supervisor.ran_for:.2f} s; output drained, "

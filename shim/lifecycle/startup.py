@@ -66,7 +66,7 @@ def create_container(runtime: Runtime, container_id: str, bundle_dir: str, pid_f
             runtime.reaper.reap()
         raise
     container = Container(container_id, init_pid, pidfd, stdout_r, stderr_r, own_pid_namespace)
-    container.created_at = time.monotonic() - started
+    container.create_took = time.monotonic() - started
     return container
 
 
@@ -78,7 +78,8 @@ def start_container(runtime: Runtime, container: Container) -> None:
         text = result.error_text()
         raise ShimError(f"{runtime.name} could not start container {container.id}: {text}",
                         classify_create_failure(text))
-    container.started_at = time.monotonic() - started
+    container.running_since = time.monotonic()
+    container.start_took = container.running_since - started
 
 
 def delete_blocking(runtime: Runtime, container: Container, diagnostics) -> None:

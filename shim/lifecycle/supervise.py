@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import signal
+import time
 
 import trio
 
@@ -32,14 +33,14 @@ class Supervisor:
     """Everything one container's supervision needs, and the tasks that use it."""
 
     def __init__(self, runtime: Runtime, container: Container, stop: StopSequence, diagnostics,
-                 announce_stop=None) -> None:
+                 notify=None) -> None:
         self.runtime = runtime
         self.container = container
         self.stop = stop
         self.diagnostics = diagnostics
-        self._announce_stop = announce_stop
+        self.notify = notify
         self._events_tx, self._events_rx = trio.open_memory_channel(math.inf)
-        self.ran_for = 0.0  # seconds from supervision start to the init's exit
+        self.ran_for = 0.0  # seconds from `runtime start` to the init's exit
         self.cleanup_took = 0.0  # seconds from the init's exit to nothing left
 
     async def run(self) -> int:
@@ -57,15 +58,16 @@ class Supervisor:
                 output_done = trio.Event()
                 nursery.start_soon(self._relay_output, output_done)
                 nursery.start_soon(self._run_stop_sequence)
+                if self.notify is not None:
+                    nursery.start_soon(self.notify.run, self.signals_ready)
                 self.runtime.reaper.reap()  # children that exited before the router ran
-                began = trio.current_time()
                 status = await self.runtime.reaper.wait(self.container.init_pid)
-                exited = trio.current_time()
+                exited = time.monotonic()
                 with trio.CancelScope(shield=True):
                     await self._finish(output_done)
                 nursery.cancel_scope.cancel()
-                self.ran_for = exited - began
-                self.cleanup_took = trio.current_time() - exited
+                self.ran_for = exited - self.container.running_since
+                self.cleanup_took = time.monotonic() - exited
         return status
 
     def signals_ready(self) -> None:
@@ -105,8 +107,8 @@ class Supervisor:
     async def _carry_out(self, action: tuple) -> None:
         kind = action[0]
         if kind == "announce":
-            if self._announce_stop is not None:
-                self._announce_stop()
+            if self.notify is not None:
+                self.notify.stopping()
         elif kind == "send":
             self._signal_init(action[1])
         elif kind == "kill_all":

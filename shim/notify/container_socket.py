@@ -1,0 +1,132 @@
+"""The notify socket inside the container: ``<state-dir>/<ID>/notify/notify.sock``,
+bind-mounted at ``/run/notify`` (the path podman uses), and its receive loop.
+
+Only the container may talk: the directory is 0700 and owned by the container's root user
+(mapped through the bundle's user namespace, if any), so nothing else on the host but root
+can reach the socket, and each datagram's sender, known through ``SO_PASSCRED``, must be a
+process of the container. The ID can make the socket's path longer than a unix socket
+address allows, so it is bound through ``/proc/self/fd/<directory fd>``.
+"""
+
+from __future__ import annotations
+
+import array
+import os
+import socket
+import sys
+
+from shim.notify.protocol import NOTIFY_BUFFER_MAX, judge
+
+CONTAINER_DIRECTORY = "/run/notify"
+SOCKET_NAME = "notify.sock"
+CONTAINER_NOTIFY_SOCKET = f"{CONTAINER_DIRECTORY}/{SOCKET_NAME}"
+MAX_FDS = 253  # Linux refuses more per SCM_RIGHTS message
+_ANCILLARY_SPACE = socket.CMSG_SPACE(MAX_FDS * 4) + socket.CMSG_SPACE(12)
+_RECEIVE_BUFFER = 8 * 1024 * 1024  # room for bursts (podman's notify proxy uses the same)
+SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # <asm-generic/socket.h>; not in Python 3.11
+_BATCH = 64  # datagrams handled before yielding to the other tasks
+
+
+def container_root_ids(config: dict) -> tuple[int, int]:
+    """The host uid and gid of the container's root user (pure)."""
+    linux = config.get("linux") or {}
+
+    def host_id(mappings) -> int:
+        for m in mappings or []:
+            if not isinstance(m, dict):
+                continue
+            first, size, host = int(m.get("containerID", 0)), int(m.get("size", 0)), int(m.get("hostID", 0))
+            if first <= 0 < first + size:
+                return host - first
+        return 0
+
+    return host_id(linux.get("uidMappings")), host_id(linux.get("gidMappings"))
+
+
+class ContainerNotifySocket:
+    """The bound socket; ``relay`` moves what it receives upstream."""
+
+    def __init__(self, directory: str, owner: tuple[int, int]) -> None:
+        self.directory = directory
+        os.mkdir(directory, 0o700)
+        os.chown(directory, *owner)
+        dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            self.sock.bind(f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}")
+            os.chown(f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}", *owner)
+            os.chmod(f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}", 0o600)
+        finally:
+            os.close(dir_fd)
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
+        try:
+            self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, _RECEIVE_BUFFER)
+        except OSError:
+            self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
+        self.received = 0
+        self.rejected_senders = 0
+
+    def close(self) -> None:
+        self.sock.close()
+
+    async def relay(self, is_container_process, upstream, on_signals_ready, diagnostics) -> None:
+        """Receive, judge and forward datagrams until cancelled."""
+        import trio
+
+        debug = diagnostics.enabled("debug")
+        while True:
+            await trio.lowlevel.wait_readable(self.sock)
+            verified: dict[int, bool] = {}  # per batch: a pid cannot be recycled that fast
+            for _ in range(_BATCH):
+                try:
+                    data, ancillary, flags, _ = self.sock.recvmsg(
+                        NOTIFY_BUFFER_MAX, _ANCILLARY_SPACE, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+                except BlockingIOError:
+                    break
+                self.received += 1
+                fds, pid = _unpack(ancillary)
+                truncated = bool(flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC))
+                if pid not in verified:
+                    verified[pid] = is_container_process(pid)
+                if not verified[pid]:
+                    self.rejected_senders += 1
+                    _close_all(fds)
+                    if debug:
+                        diagnostics.debug(f"notify: dropped a datagram from pid {pid}, not a process of the container")
+                    continue
+                verdict = judge(data, len(fds), truncated)
+                if debug and verdict.dropped:
+                    diagnostics.debug(f"notify: from pid {pid}: dropped {'; '.join(verdict.dropped)}")
+                message = verdict.message()
+                if message is not None:
+                    upstream.send(message)
+                if verdict.signals_ready:
+                    on_signals_ready()
+                if verdict.barrier:
+                    upstream.barrier(fds.pop())
+                _close_all(fds)
+            await trio.lowlevel.checkpoint()
+
+
+def _unpack(ancillary) -> tuple[list[int], int]:
+    fds: list[int] = []
+    pid = 0
+    for level, kind, data in ancillary:
+        if level != socket.SOL_SOCKET:
+            continue
+        if kind == socket.SCM_RIGHTS:
+            received = array.array("i")
+            received.frombytes(data[: len(data) - len(data) % received.itemsize])
+            fds.extend(received)
+        elif kind == socket.SCM_CREDENTIALS and len(data) >= 12:
+            pid = int.from_bytes(data[0:4], sys.byteorder, signed=True)  # struct ucred
+    return fds, pid
+
+
+def _close_all(fds: list[int]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+    fds.clear()

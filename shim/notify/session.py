@@ -1,0 +1,87 @@
+"""The sd_notify side of one run, by ``--sdnotify`` mode.
+
+- ``container``: the container gets a socket of its own (``/run/notify/notify.sock``) and
+  its allowed messages are relayed; the shim adds ``MAINPID`` once the container runs.
+- ``shim``: the shim reports ``READY=1`` itself once ``runtime start`` succeeded.
+- ``ignore``: nothing is sent, and the container gets no socket.
+- ``auto``: ``container`` for a systemd payload, else ``shim``.
+Without ``$NOTIFY_SOCKET`` in the shim's environment nothing is ever sent, in any mode.
+In every mode that sends, the shim says ``STOPPING=1`` when it starts a stop.
+"""
+
+from __future__ import annotations
+
+import os
+
+from shim.notify.protocol import shim_messages
+
+CONTAINER = "container"
+SHIM = "shim"
+
+
+def resolve_mode(flag: str, systemd: bool, host_socket: str | None) -> str | None:
+    """The effective mode (``container``, ``shim``) or None when nothing is sent (pure)."""
+    if not host_socket or flag == "ignore":
+        return None
+    if flag == "auto":
+        return CONTAINER if systemd else SHIM
+    return flag
+
+
+def add_container_socket(config: dict, notify_directory: str) -> None:
+    """Mount the socket's directory at /run/notify (after any tmpfs on /run, so it stays
+    visible) and point the payload's NOTIFY_SOCKET at it (pure edit of ``config``)."""
+    from shim.bundle.effective import set_env
+    from shim.notify.container_socket import CONTAINER_DIRECTORY, CONTAINER_NOTIFY_SOCKET
+
+    config.setdefault("mounts", []).append({
+        "destination": CONTAINER_DIRECTORY, "type": "bind", "source": notify_directory,
+        "options": ["bind", "rw", "nosuid", "nodev", "noexec"],
+    })
+    set_env(config, "NOTIFY_SOCKET", CONTAINER_NOTIFY_SOCKET)
+
+
+class NotifySession:
+    def __init__(self, mode: str, host_socket: str, diagnostics) -> None:
+        from shim.notify.upstream import Upstream
+
+        self.mode = mode
+        self.upstream = Upstream(host_socket, diagnostics)
+        self.container_socket = None
+        self._diagnostics = diagnostics
+        self._membership = None
+
+    def open_container_socket(self, directory: str, owner: tuple[int, int]) -> None:
+        """Bind the container's socket; before ``runtime create``, which mounts it."""
+        from shim.notify.container_socket import ContainerNotifySocket
+
+        self.container_socket = ContainerNotifySocket(directory, owner)
+
+    def container_started(self, init_pid: int) -> None:
+        """The payload runs: announce the shim as the main process (and, in shim mode,
+        readiness). Sent before trio is imported, so systemd hears it at once."""
+        from shim.notify.membership import ContainerMembership
+
+        if self.container_socket is not None:
+            self._membership = ContainerMembership.of_init(init_pid)
+        event = "running" if self.mode == SHIM else "attached"
+        self.upstream.send(shim_messages(event, os.getpid(), announce_status=self.mode == SHIM))
+
+    def stopping(self) -> None:
+        self.upstream.send(shim_messages("stopping", os.getpid(), announce_status=self.mode == SHIM))
+
+    async def run(self, on_signals_ready) -> None:
+        """The session's tasks, for the container's nursery: drain the upstream queue and,
+        in container mode, relay the container's messages."""
+        import trio
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.upstream.run)
+            if self.container_socket is not None:
+                nursery.start_soon(self.container_socket.relay, self._membership.contains, self.upstream,
+                                   on_signals_ready, self._diagnostics)
+
+    def close(self) -> None:
+        self.upstream.close()
+        if self.container_socket is not None:
+            self.container_socket.close()

@@ -1,0 +1,120 @@
+"""Sending to the host's ``$NOTIFY_SOCKET``: never blocking, always in order.
+
+Why not the ``sdnotify`` package: it connects a blocking socket (a stuck service manager
+would freeze the shim), swallows every error, and cannot pass fds. This sender is a
+connected, non-blocking datagram socket: a message goes out at once when nothing is queued
+(the common case, and the fastest path from a container's READY=1 to systemd); when the
+host's queue is full, messages wait in order in a bounded queue drained by ``run``. A host
+socket that is gone, refused or full for too long costs messages, never the container,
+and each kind of failure is logged once.
+
+A connected socket matters: for an unconnected unix datagram socket, poll() reports only
+the sender's own buffer, so waiting for room at the peer would spin.
+"""
+
+from __future__ import annotations
+
+import collections
+import os
+import socket
+
+QUEUE_LIMIT = 1024  # messages waiting for room at the host before new ones are dropped
+
+
+def socket_address(notify_socket: str) -> str | bytes:
+    """``$NOTIFY_SOCKET`` as a socket address: ``@name`` is the abstract namespace."""
+    if notify_socket.startswith("@"):
+        return b"\0" + notify_socket[1:].encode()
+    return notify_socket
+
+
+class Upstream:
+    def __init__(self, notify_socket: str, diagnostics) -> None:
+        self._diagnostics = diagnostics
+        self._queue: collections.deque[tuple[bytes | None, int | None]] = collections.deque()
+        self._wakeup = None  # a trio.Event while run() waits for work
+        self._warned: set[str] = set()
+        self.sent = 0
+        self.dropped = 0
+        self._sock: socket.socket | None = socket.socket(
+            socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+        try:
+            self._sock.connect(socket_address(notify_socket))
+        except OSError as e:
+            self._warn_once("connect", f"cannot reach NOTIFY_SOCKET {notify_socket}: {e.strerror}; "
+                                       "readiness will not be reported")
+            self._sock.close()
+            self._sock = None
+
+    def send(self, message: bytes) -> None:
+        """Send now if nothing is queued, else queue (in order) for ``run``."""
+        if not self._queue and self._try_send(message):
+            return
+        self._enqueue(message, None)
+
+    def barrier(self, fd: int) -> None:
+        """Close ``fd`` once every message queued before it went out."""
+        if not self._queue:
+            os.close(fd)
+        else:
+            self._enqueue(None, fd)
+
+    def _try_send(self, message: bytes) -> bool:
+        """True when the message is dealt with (sent, or lost for good); False: no room."""
+        if self._sock is None:
+            self.dropped += 1
+            return True
+        try:
+            self._sock.send(message)
+        except BlockingIOError:
+            return False
+        except OSError as e:
+            self.dropped += 1
+            self._warn_once(f"send-{e.errno}", f"sending to NOTIFY_SOCKET failed: {e.strerror}")
+            return True
+        self.sent += 1
+        return True
+
+    def _enqueue(self, message: bytes | None, fd: int | None) -> None:
+        if len(self._queue) >= QUEUE_LIMIT:
+            self.dropped += 1
+            if fd is not None:
+                os.close(fd)
+            self._warn_once("full", f"the host's NOTIFY_SOCKET has had no room for {QUEUE_LIMIT} messages; "
+                                    "dropping new ones")
+            return
+        self._queue.append((message, fd))
+        if self._wakeup is not None:
+            self._wakeup.set()
+
+    async def run(self) -> None:
+        """Drain what had to wait; runs as long as the container's supervision."""
+        import trio
+
+        while True:
+            while not self._queue:
+                self._wakeup = trio.Event()
+                await self._wakeup.wait()
+                self._wakeup = None
+            message, fd = self._queue[0]
+            if message is None:
+                os.close(fd)  # type: ignore[arg-type]
+                self._queue.popleft()
+            elif self._try_send(message):
+                self._queue.popleft()
+            else:
+                await trio.lowlevel.wait_writable(self._sock)
+
+    def _warn_once(self, kind: str, message: str) -> None:
+        if kind not in self._warned:
+            self._warned.add(kind)
+            self._diagnostics.warning(message)
+
+    def close(self) -> None:
+        while self._queue:
+            _, fd = self._queue.popleft()
+            if fd is not None:
+                os.close(fd)
+        if self._sock is not None:
+            self._sock.close()
+            self._sock = None

@@ -1,0 +1,1 @@
+"""systemd mode: recognising a systemd payload and giving it what it needs to boot and halt."""

@@ -1,0 +1,83 @@
+"""A container payload speaking sd_notify through $NOTIFY_SOCKET, raw, for the relay tests.
+
+    python3 -IS notifier.py SCENARIO [ARG]
+
+Scenarios (each ends by waiting for SIGTERM, then exits 0):
+- ``sequence``: sleep 1 s, STATUS=warming, sleep 0.5 s, READY=1.
+- ``hostile``: MAINPID=1, FDSTORE=1 with an fd, a 5000-byte datagram, binary garbage,
+  NOTIFYACCESS=all, BARRIER=1 mixed with READY=1, then READY=1 and STATUS=survived.
+- ``flood N``: N datagrams at 10,000 a second (STATUS=<i>), then STATUS=flood-done.
+- ``barrier``: READY=1, then BARRIER=1 with one fd, and wait until that fd is closed
+  by the receiver; writes "barrier-ok" or "barrier-timeout" to /out/barrier.
+- ``env``: write the environment to /out/env and exit 0 at once.
+- ``send TEXT``: send TEXT (\\n for newlines).
+"""
+
+import os
+import select
+import signal
+import socket
+import sys
+import time
+
+scenario = sys.argv[1]
+signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM})
+
+
+def address():
+    path = os.environ["NOTIFY_SOCKET"]
+    return "\0" + path[1:] if path.startswith("@") else path
+
+
+def send(data: bytes, fds=()) -> None:
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(__import__("array").array("i", fds)))] if fds else []
+    sock.sendmsg([data], ancillary, 0, address())
+    sock.close()
+
+
+if scenario == "env":
+    with open("/out/env", "w") as f:
+        f.write("\n".join(f"{k}={v}" for k, v in sorted(os.environ.items())))
+    sys.exit(0)
+
+if scenario == "sequence":
+    time.sleep(1)
+    send(b"STATUS=warming")
+    time.sleep(0.5)
+    send(b"READY=1")
+elif scenario == "hostile":
+    send(b"MAINPID=1")
+    r, w = os.pipe()
+    send(b"FDSTORE=1\nFDNAME=stolen", [r])
+    send(b"STATUS=" + b"x" * 5000)
+    send(bytes(range(256)) * 4)
+    send(b"NOTIFYACCESS=all\nMAINPID=1\nX_SYSTEMD_UNIT_ACTIVE=evil")
+    send(b"BARRIER=1\nREADY=1", [w])
+    send(b"READY=1\nSTATUS=survived")
+elif scenario == "flood":
+    count = int(sys.argv[2])
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.connect(address())
+    began = time.monotonic()
+    for i in range(count):
+        sock.send(b"STATUS=%d" % i)
+        pause = began + (i + 1) / 10000 - time.monotonic()
+        if pause > 0:
+            time.sleep(pause)
+    sock.send(b"STATUS=flood-done")
+elif scenario == "barrier":
+    send(b"READY=1")
+    r, w = os.pipe()
+    send(b"BARRIER=1", [w])
+    os.close(w)
+    ready, _, _ = select.select([r], [], [], 5)
+    with open("/out/barrier", "w") as f:
+        f.write("barrier-ok" if ready and os.read(r, 1) == b"" else "barrier-timeout")
+elif scenario == "send":
+    send(sys.argv[2].replace("\\n", "\n").encode())
+
+with open("/out/done", "w") as f:
+    f.write("done")
+signal.sigwait({signal.SIGTERM})
+sys.exit(0)

@@ -1,0 +1,118 @@
+"""Membership by cgroup, the container's root ids, the upstream sender on real sockets."""
+
+import os
+import socket
+
+import pytest
+import trio
+
+from shim.diagnostics import Diagnostics
+from shim.notify.container_socket import container_root_ids
+from shim.notify.membership import ContainerMembership, is_within, parse_proc_cgroup, primary_hierarchy
+from shim.notify.upstream import QUEUE_LIMIT, Upstream, socket_address
+
+HYBRID = "12:pids:/c1\n1:name=systemd:/c1\n0::/c1\n"
+V1 = "3:memory:/a/c1\n1:name=systemd:/c1/init.scope\n"
+
+
+def test_parse_and_primary():
+    assert parse_proc_cgroup(HYBRID) == {"pids": "/c1", "name=systemd": "/c1", "": "/c1"}
+    assert primary_hierarchy(parse_proc_cgroup(HYBRID)) == ("", "/c1")
+    assert primary_hierarchy(parse_proc_cgroup(V1)) == ("name=systemd", "/c1/init.scope")
+    assert primary_hierarchy({}) is None
+
+
+@pytest.mark.parametrize("path, inside", [("/c1", True), ("/c1/system.slice/x.service", True), ("/c10", False),
+                                          ("/", False), ("/other/c1", False)])
+def test_within(path, inside):
+    assert is_within({"": path}, ("", "/c1")) is inside
+
+
+def test_missing_hierarchy_is_outside():
+    assert not is_within({"pids": "/c1"}, ("", "/c1"))
+
+
+def test_membership_of_real_processes():
+    me = ContainerMembership.of_init(os.getpid())
+    assert me.contains(os.getpid())
+    assert not me.contains(0) and not me.contains(-1)
+    assert not ContainerMembership(None).contains(os.getpid())
+    assert not ContainerMembership(("", "/no/such/cgroup")).contains(os.getpid())
+
+
+def test_root_ids():
+    assert container_root_ids({}) == (0, 0)
+    config = {"linux": {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
+                        "gidMappings": [{"containerID": 0, "hostID": 200000, "size": 65536}]}}
+    assert container_root_ids(config) == (100000, 200000)
+
+
+def test_abstract_addresses():
+    assert socket_address("@x/y") == b"\0x/y"
+    assert socket_address("/run/x") == "/run/x"
+
+
+def listener(tmp_path, bufsize=None):
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    if bufsize:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, bufsize)
+    path = str(tmp_path / "host.sock")
+    sock.bind(path)
+    return sock, path
+
+
+def test_upstream_sends_in_order(tmp_path):
+    sock, path = listener(tmp_path)
+    up = Upstream(path, Diagnostics())
+    for i in range(5):
+        up.send(b"STATUS=%d" % i)
+    assert [sock.recv(100) for _ in range(5)] == [b"STATUS=%d" % i for i in range(5)]
+    up.close()
+
+
+def test_upstream_to_nowhere_warns_once_and_drops(tmp_path, capfd):
+    up = Upstream(str(tmp_path / "absent.sock"), Diagnostics())
+    up.send(b"READY=1")
+    up.send(b"READY=1")
+    assert up.dropped == 2
+    err = capfd.readouterr().err
+    assert err.count("cannot reach NOTIFY_SOCKET") == 1
+    up.close()
+
+
+async def test_upstream_queues_when_full_and_drains_in_order(tmp_path):
+    sock, path = listener(tmp_path)
+    up = Upstream(path, Diagnostics())
+    sent = 0
+    while True:  # fill the host's queue until a send has to wait (and is queued)
+        up.send(b"STATUS=%d" % sent)
+        sent += 1
+        if up.sent < sent:
+            break
+    queued_from = sent
+    for i in range(queued_from, queued_from + 10):
+        up.send(b"STATUS=%d" % i)
+    r, w = os.pipe()
+    up.barrier(w)  # closed only after the 10 queued messages went out
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(up.run)
+        got = []
+        with trio.fail_after(5):
+            while len(got) < queued_from + 10:
+                await trio.lowlevel.wait_readable(sock)
+                got.append(sock.recv(100))
+        nursery.cancel_scope.cancel()
+    assert got == [b"STATUS=%d" % i for i in range(queued_from + 10)]
+    assert os.read(r, 1) == b""  # the barrier fd was closed
+    os.close(r)
+    up.close()
+
+
+def test_upstream_bounded_queue(tmp_path, capfd):
+    sock, path = listener(tmp_path)
+    up = Upstream(path, Diagnostics())
+    for i in range(QUEUE_LIMIT * 3):
+        up.send(b"WATCHDOG=1")
+    assert up.dropped > 0
+    assert capfd.readouterr().err.count("no room") == 1
+    up.close()
