@@ -42,6 +42,8 @@ def run(options, env: dict[str, str]) -> int:
     try:
         runtime = Runtime(RuntimeCommand(runtime_path, options.runtime_args, state.file("runtime.log")),
                           reaper, env)
+        if state.reclaimed:
+            delete_leftover(runtime, options.container_id, diagnostics)
         notify = open_notify(plan, state, diagnostics)
         write_atomic(state.file("config.json"), render_bytes(plan.render(state.path)), 0o600)
         exit_status = run_container(runtime, state, plan, notify, options, diagnostics)
@@ -64,6 +66,15 @@ def check_output_paths(options, env: dict[str, str]) -> None:
         if found is None:
             raise ShimError(f"--exit-command {options.exit_command}: not found or not executable")
         options.exit_command = found
+
+
+def delete_leftover(runtime: Runtime, container_id: str, diagnostics) -> None:
+    """The last shim of this ID died without cleaning up (SIGKILL, a watchdog's SIGABRT):
+    its container is ours to remove, so that this run (often a restart) can create it."""
+    result = runtime.run_blocking(runtime.command.delete(container_id))
+    if result.ok:
+        diagnostics.warning(f"removed container {container_id}, left behind by a shim that died")
+    runtime.reaper.reap()
 
 
 def open_notify(plan, state: StateDir, diagnostics):

@@ -30,9 +30,10 @@ def default_state_root(euid: int, env: dict[str, str]) -> str:
 class StateDir:
     """A claimed ``<root>/<ID>`` directory; ``release`` removes it."""
 
-    def __init__(self, path: str, lock_fd: int) -> None:
+    def __init__(self, path: str, lock_fd: int, reclaimed: bool = False) -> None:
         self.path = path
         self._lock_fd = lock_fd
+        self.reclaimed = reclaimed  # a shim that died without cleaning up had this ID
 
     @classmethod
     def claim(cls, root: str, container_id: str) -> "StateDir":
@@ -67,7 +68,7 @@ class StateDir:
             if name != LOCK_NAME:
                 _remove_tree(os.path.join(path, name))
         os.chmod(path, 0o700)
-        return cls(path, lock_fd)
+        return cls(path, lock_fd, reclaimed=True)
 
     def file(self, name: str) -> str:
         return os.path.join(self.path, name)

@@ -156,3 +156,18 @@ def test_runtime_is_spawned_clean(shim_runc, tmp_path):
 def test_run_takes_about_as_long_as_the_runtime(shim):
     result = shim.run(["true"])
     assert result.returncode == 0
+
+
+def test_a_new_shim_cleans_up_after_a_killed_one(shim):
+    container_id = shim.new_id()
+    pid_file = shim.pid_file()
+    first = shim.start(["/bin/sleep", "100"], "--pid-file", pid_file, container_id=container_id)
+    init = int(wait_for_file(pid_file))
+    os.kill(first.pid, signal.SIGKILL)  # no chance to clean up: state dir and container stay
+    first.communicate(timeout=30)
+    assert os.path.isdir(os.path.join(shim.state_dir, container_id))
+    second = shim.run(["/bin/sh", "-c", "exit 4"], container_id=container_id)
+    assert second.returncode == 4, second
+    assert f"removed container {container_id}, left behind by a shim that died" in second.stderr.decode()
+    # the first shim's init was re-parented to the test process (a subreaper): reap it
+    os.waitpid(init, 0)

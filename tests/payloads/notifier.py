@@ -11,6 +11,8 @@ Scenarios (each ends by waiting for SIGTERM, then exits 0):
   by the receiver; writes "barrier-ok" or "barrier-timeout" to /out/barrier.
 - ``env``: write the environment to /out/env and exit 0 at once.
 - ``send TEXT``: send TEXT (\\n for newlines).
+- ``extend``: EXTEND_TIMEOUT_USEC=6000000, then READY=1 after 3 s.
+- ``watchdog SECONDS``: READY=1, then WATCHDOG=1 every 0.2 s for SECONDS, then silence.
 """
 
 import os
@@ -74,6 +76,17 @@ elif scenario == "barrier":
     ready, _, _ = select.select([r], [], [], 5)
     with open("/out/barrier", "w") as f:
         f.write("barrier-ok" if ready and os.read(r, 1) == b"" else "barrier-timeout")
+elif scenario == "extend":
+    send(b"EXTEND_TIMEOUT_USEC=6000000\nSTATUS=extending")
+    time.sleep(3)
+    send(b"READY=1\nSTATUS=extended")
+elif scenario == "watchdog":
+    send(b"READY=1\nSTATUS=pinging")
+    until = time.monotonic() + float(sys.argv[2])
+    while time.monotonic() < until:
+        send(b"WATCHDOG=1")
+        time.sleep(0.2)
+    send(b"STATUS=silent")
 elif scenario == "send":
     send(sys.argv[2].replace("\\n", "\n").encode())
 

@@ -55,3 +55,15 @@ def test_default_roots():
     assert default_state_root(1000, {"XDG_RUNTIME_DIR": "/run/user/1000"}) == "/run/user/1000/shim"
     with pytest.raises(ShimError):
         default_state_root(1000, {})
+
+
+def test_reclaim_is_reported():
+    import tempfile
+
+    root = tempfile.mkdtemp()
+    fresh = StateDir.claim(root, "c1")
+    assert not fresh.reclaimed
+    fresh._lock_fd and os.close(fresh._lock_fd)  # the owner dies without releasing
+    stale = StateDir.claim(root, "c1")
+    assert stale.reclaimed
+    stale.release()

@@ -1,0 +1,164 @@
+"""The shim as the main process of real systemd units (a confined user manager):
+Type=notify readiness, status, watchdog, timeouts, and stopping through the shim."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+import uuid
+
+import psutil
+import pytest
+
+from tests.helpers.host_systemd import HostSystemd, unavailable_reason
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def host_systemd(tmp_path_factory):
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    manager = HostSystemd(str(tmp_path_factory.mktemp("host-systemd")))
+    manager.start()
+    yield manager
+    manager.stop()
+
+
+class Unit:
+    """A transient unit running ``shim run`` in the confined manager."""
+
+    def __init__(self, manager: HostSystemd, harness, bundle: str, *shim_flags: str, properties=()) -> None:
+        self.manager = manager
+        self.harness = harness
+        self.name = f"shim-{uuid.uuid4().hex[:8]}.service"
+        self.container_id = harness.new_id()
+        argv = [sys.executable, "-m", "shim", *harness.argv(bundle, self.container_id, *shim_flags)[3:]]
+        props = ["Type=notify", "LimitCORE=0", *properties]
+        result = manager.run("systemd-run", "--user", "--no-block", f"--unit={self.name}",
+                             *[f"--property={p}" for p in props], "--", *argv)
+        assert result.returncode == 0, result.stderr
+
+    def show(self, *props: str) -> dict[str, str]:
+        return self.manager.show(self.name, *props)
+
+    def wait(self, prop: str, *values: str, timeout: float = 20) -> dict[str, str]:
+        state = self.manager.wait_for(self.name, prop, set(values), timeout)
+        assert state.get(prop) in values, f"{self.name}: {state} (log: {self.log()})"
+        return state
+
+    def log(self) -> str:
+        return self.manager.run("sh", "-c", f"systemctl --user status {self.name} --no-pager -l 2>&1 | tail -20").stdout
+
+    def stop(self) -> dict[str, str]:
+        self.manager.systemctl("stop", self.name)
+        return self.show("ActiveState", "Result")
+
+    def cleanup(self) -> None:
+        self.manager.systemctl("stop", self.name)
+        self.manager.systemctl("reset-failed", self.name)
+        known = self.manager.run("runc", "state", self.container_id).returncode == 0
+        if known:
+            self.manager.run("runc", "delete", "--force", self.container_id)
+        assert not known, f"runc still knows {self.container_id} after {self.name} stopped"
+
+
+@pytest.fixture
+def units(host_systemd, shim_runc):
+    made: list[Unit] = []
+
+    def make(bundle: str, *flags: str, properties=()) -> Unit:
+        unit = Unit(host_systemd, shim_runc, bundle, *flags, properties=properties)
+        made.append(unit)
+        return unit
+
+    yield make
+    for unit in made:
+        unit.cleanup()
+
+
+def notifier(harness, tmp_path, *args: str) -> str:
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    return harness.python_bundle("notifier.py", *args, out_dir=str(out))
+
+
+def host_pid_of(container_id: str) -> int:
+    for proc in psutil.process_iter(["cmdline"]):
+        cmdline = proc.info["cmdline"] or []
+        if "shim" in cmdline and "run" in cmdline and container_id in cmdline:
+            return proc.pid
+    raise LookupError(container_id)
+
+
+def test_active_only_once_the_container_is_ready(units, shim_runc, tmp_path):
+    unit = units(notifier(shim_runc, tmp_path, "sequence"), "--sdnotify=container")
+    time.sleep(0.8)
+    assert unit.show("ActiveState")["ActiveState"] == "activating"  # the payload sleeps 1 s first
+    state = unit.wait("ActiveState", "active")
+    assert state["StatusText"] == "warming"
+    assert "-m shim run" in unit.manager.pid_cmdline(state["MainPID"])
+    after = unit.stop()
+    assert after == {"ActiveState": "inactive", "Result": "success"}
+
+
+def test_extend_timeout_lets_a_slow_start_succeed(units, shim_runc, tmp_path):
+    unit = units(notifier(shim_runc, tmp_path, "extend"), "--sdnotify=container", properties=["TimeoutStartSec=1.5"])
+    state = unit.wait("ActiveState", "active", "failed", timeout=15)
+    assert state["ActiveState"] == "active" and state["StatusText"] == "extended"
+
+
+def test_watchdog_pings_keep_the_unit_alive(units, shim_runc, tmp_path):
+    unit = units(notifier(shim_runc, tmp_path, "watchdog", "30"), "--sdnotify=container",
+                 properties=["WatchdogSec=1"])
+    unit.wait("ActiveState", "active")
+    time.sleep(3)
+    state = unit.show("ActiveState", "Result", "NRestarts")
+    assert state == {"ActiveState": "active", "Result": "success", "NRestarts": "0"}
+
+
+def test_missing_watchdog_pings_get_the_unit_restarted(units, shim_runc, tmp_path):
+    unit = units(notifier(shim_runc, tmp_path, "watchdog", "1"), "--sdnotify=container",
+                 properties=["WatchdogSec=1", "Restart=on-watchdog", "RestartSec=0.2"])
+    unit.wait("ActiveState", "active")
+    state = unit.wait("NRestarts", "1", "2", "3", timeout=15)
+    assert int(state["NRestarts"]) >= 1
+    # the restarted shim found the dead one's container and state, cleaned up, and runs again
+    unit.wait("ActiveState", "active")
+
+
+def test_shim_mode_is_active_at_start_and_stops_cleanly(units, shim_runc, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    # exits 0 on SIGTERM, the stop signal
+    bundle = shim_runc.python_bundle("signal_recorder.py", "/out/signals", "15", "0", out_dir=str(out))
+    unit = units(bundle, "--sdnotify=shim")
+    state = unit.wait("ActiveState", "active", timeout=10)
+    assert state["StatusText"] == "running"
+    assert float(unit.show("ActiveEnterTimestampMonotonic")["ActiveEnterTimestampMonotonic"]) > 0
+    assert unit.stop() == {"ActiveState": "inactive", "Result": "success"}
+
+
+def test_hostile_payload_and_flood_do_not_reach_systemd(units, shim_runc, tmp_path):
+    unit = units(notifier(shim_runc, tmp_path, "hostile"), "--sdnotify=container",
+                 properties=["FileDescriptorStoreMax=16"])
+    state = unit.wait("ActiveState", "active")
+    assert state["StatusText"] == "survived"
+    assert "-m shim run" in unit.manager.pid_cmdline(state["MainPID"])  # MAINPID=1 did not pass
+    assert unit.show("NFileDescriptorStore")["NFileDescriptorStore"] == "0"  # nor the FDSTORE fd
+    unit.stop()
+
+    flood = units(notifier(shim_runc, tmp_path, "flood", "10000"), "--sdnotify=container")
+    deadline = time.monotonic() + 15
+    while not flood.show("StatusText")["StatusText"] and time.monotonic() < deadline:
+        time.sleep(0.01)  # until the flood reaches systemd: the shim is fully up
+    shim = psutil.Process(host_pid_of(flood.container_id))
+    fds, rss = shim.num_fds(), shim.memory_info().rss
+    state = flood.wait("StatusText", "flood-done", timeout=30)
+    assert state["ActiveState"] in ("activating", "active")
+    assert shim.num_fds() <= fds and shim.memory_info().rss - rss < 4 * 1024 * 1024
+    began = time.monotonic()
+    assert flood.stop()["ActiveState"] == "inactive"
+    assert time.monotonic() - began < 3  # still responsive
