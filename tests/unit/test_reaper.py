@@ -43,34 +43,56 @@ def test_blocking_wait_gets_the_real_status():
     assert os.waitstatus_to_exitcode(reaper.wait_blocking(pid)) == 3
 
 
-async def test_waitpid_minus_one_does_not_steal_statuses():
+# waitpid(-1) reaps any child of the calling process: these tests run in a process of their
+# own, so that the test process's other children (fixtures' helpers) are not involved.
+ISOLATED_PRELUDE = """
+import os, trio
+from shim.process.reaper import Reaper
+from shim.process.spawn import spawn
+def sh(script):
+    return spawn(["/bin/sh", "-c", script], env=dict(os.environ), stdin=0, stdout=1, stderr=2)
+"""
+
+
+def run_isolated(body: str) -> str:
+    import subprocess
+    import sys
+    import textwrap
+
+    proc = subprocess.run([sys.executable, "-c", ISOLATED_PRELUDE + textwrap.dedent(body)],
+                          capture_output=True, text=True, timeout=30)
+    assert proc.returncode == 0, proc.stderr
+    return proc.stdout
+
+
+def test_waitpid_minus_one_does_not_steal_statuses():
     """The bug this design prevents: a waitpid(-1) sweep must hand 3 to the waiter, not 0."""
-    reaper = Reaper()
-    pids = {}
-    for code in (3, 0, 7):
-        pid = sh(f"exit {code}")
-        reaper.expect(pid)
-        pids[pid] = code
-    orphan = sh("exit 9")  # nobody expects it: reaped and counted, not kept
+    out = run_isolated("""
+        async def main():
+            reaper = Reaper()
+            pids = {}
+            for code in (3, 0, 7):
+                pid = sh(f"exit {code}")
+                reaper.expect(pid)
+                pids[pid] = code
+            sh("exit 9")  # nobody expects it: reaped and counted, not kept
 
-    async def sweeper():
-        while True:
-            reaper.reap()
-            await trio.sleep(0.01)
+            async def sweeper():
+                while True:
+                    reaper.reap()
+                    await trio.sleep(0.01)
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(sweeper)
-        for pid, code in pids.items():
-            assert os.waitstatus_to_exitcode(await reaper.wait(pid)) == code
-        with trio.fail_after(5):
-            while True:
-                try:
-                    os.kill(orphan, 0)
-                except ProcessLookupError:
-                    break
-                await trio.sleep(0.01)
-        nursery.cancel_scope.cancel()
-    assert reaper.orphans_reaped >= 1
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(sweeper)
+                got = [os.waitstatus_to_exitcode(await reaper.wait(pid)) for pid in pids]
+                with trio.fail_after(5):
+                    while reaper.orphans_reaped < 1:
+                        await trio.sleep(0.01)
+                nursery.cancel_scope.cancel()
+            print(got, reaper.orphans_reaped)
+        trio.run(main)
+    """)
+    assert out.split("\n")[0] == "[3, 0, 7] 1"
 
 
 async def test_wait_for_an_unexpected_pid_is_a_bug():
@@ -78,23 +100,30 @@ async def test_wait_for_an_unexpected_pid_is_a_bug():
         await Reaper().wait(123456)
 
 
-async def test_wait_until_childless():
-    reaper = Reaper()
-    for _ in range(5):
-        sh("sleep 0.05")
+def test_wait_until_childless():
+    out = run_isolated("""
+        async def main():
+            reaper = Reaper()
+            for _ in range(5):
+                sh("sleep 0.05")
 
-    async def on_sigchld():
-        while True:
-            await trio.sleep(0.01)
-            reaper.reap()
+            async def on_sigchld():
+                while True:
+                    await trio.sleep(0.01)
+                    reaper.reap()
 
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(on_sigchld)
-        with trio.fail_after(5):
-            await reaper.wait_until_childless()
-        nursery.cancel_scope.cancel()
-    with pytest.raises(ChildProcessError):
-        os.waitpid(-1, os.WNOHANG)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(on_sigchld)
+                with trio.fail_after(5):
+                    await reaper.wait_until_childless()
+                nursery.cancel_scope.cancel()
+            try:
+                os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                print("childless", reaper.orphans_reaped)
+        trio.run(main)
+    """)
+    assert out.strip() == "childless 5"
 
 
 def test_spawned_child_has_default_signals_and_empty_mask():
