@@ -7,6 +7,7 @@ import copy
 import json
 import signal
 
+from shim.activation.listen_fds import Activation, hand_over, parse_activation
 from shim.bundle.config import Bundle
 from shim.bundle.effective import rebase_on
 from shim.errors import ShimError
@@ -19,16 +20,25 @@ NOTIFY_DIRECTORY = "notify"  # in the state directory
 
 
 class Plan:
-    __slots__ = ("config", "stop_signal", "own_pid_namespace", "systemd", "notify_mode", "host_notify_socket")
+    __slots__ = ("config", "stop_signal", "own_pid_namespace", "systemd", "notify_mode", "host_notify_socket",
+                 "activation", "has_shell")
 
-    def __init__(self, config: dict, stop_signal: int, own_pid_namespace: bool, systemd: bool,
-                 notify_mode: str | None, host_notify_socket: str | None) -> None:
+    def __init__(self, config: dict, stop_signal: int, own_pid_namespace: bool, systemd: bool = False,
+                 notify_mode: str | None = None, host_notify_socket: str | None = None,
+                 activation: Activation | None = None, has_shell: bool = True) -> None:
         self.config = config
         self.stop_signal = stop_signal
         self.own_pid_namespace = own_pid_namespace
         self.systemd = systemd
         self.notify_mode = notify_mode
         self.host_notify_socket = host_notify_socket
+        self.activation = activation
+        self.has_shell = has_shell  # the root filesystem has /bin/sh
+
+    @property
+    def passed_fds(self) -> tuple[int, ...]:
+        """Fds the runtime must hand to the container at the same numbers."""
+        return self.activation.fds if self.activation else ()
 
     @property
     def waits_for_signals_level(self) -> bool:
@@ -40,6 +50,8 @@ class Plan:
         config = copy.deepcopy(self.config)
         if self.notify_mode == CONTAINER:
             add_container_socket(config, f"{state_dir}/{NOTIFY_DIRECTORY}")
+        if self.activation is not None:
+            hand_over(config, self.activation, self.own_pid_namespace, self.has_shell)
         return config
 
 
@@ -47,16 +59,18 @@ def render_bytes(config: dict) -> bytes:
     return json.dumps(config, separators=(",", ":")).encode()
 
 
-def make_plan(bundle: Bundle, options, env: dict[str, str]) -> Plan:
+def make_plan(bundle: Bundle, options, env: dict[str, str], own_pid: int, fd_limit: int) -> Plan:
     systemd = systemd_mode(options.systemd, bundle.args)
     host_notify_socket = env.get("NOTIFY_SOCKET") or None
+    config = rebase_on(bundle.config, bundle.directory)
     return Plan(
-        config=rebase_on(bundle.config, bundle.directory),
+        config=config,
         stop_signal=choose_stop_signal(options.stop_signal, bundle.annotations, systemd),
         own_pid_namespace=bundle.has_namespace("pid"),
         systemd=systemd,
         notify_mode=resolve_mode(options.sdnotify, systemd, host_notify_socket),
         host_notify_socket=host_notify_socket,
+        activation=parse_activation(env, own_pid, fd_limit),
     )
 
 

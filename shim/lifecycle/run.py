@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 
+from shim.activation.listen_fds import check_open, soft_fd_limit
 from shim.bundle.config import load_bundle
 from shim.diagnostics import Diagnostics
 from shim.errors import ShimError
@@ -29,7 +30,10 @@ def run(options, env: dict[str, str]) -> int:
     diagnostics = Diagnostics(options.log_level)
     check_output_paths(options, env)
     bundle = load_bundle(options.bundle)
-    plan = make_plan(bundle, options, env)
+    plan = make_plan(bundle, options, env, os.getpid(), soft_fd_limit())
+    if plan.activation is not None:
+        check_open(plan.activation)
+        plan.has_shell = os.path.lexists(os.path.join(plan.config["root"]["path"], "bin", "sh"))
     runtime_path = locate_runtime(options.runtime, env)
     stop = take_pending_stop_request()
     if stop is not None:
@@ -93,7 +97,8 @@ def open_notify(plan, state: StateDir, diagnostics):
 def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diagnostics) -> int:
     """Create, start, supervise; the container is deleted whatever happens."""
     container = startup.create_container(runtime, options.container_id, state.path,
-                                         state.file(startup.PID_FILE_NAME), plan.own_pid_namespace)
+                                         state.file(startup.PID_FILE_NAME), plan.own_pid_namespace,
+                                         keep_fds=plan.passed_fds)
     supervised = False
     try:
         stop = take_pending_stop_request()
@@ -101,6 +106,7 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
             diagnostics.info(f"{signal_name(stop)} before start: deleting container {container.id} unstarted")
             return SIGNAL_EXIT_OFFSET + stop
         startup.start_container(runtime, container)
+        close_passed_fds(plan.passed_fds)  # the container has them now
         if options.pid_file:  # once the payload runs, so the file means "running"
             write_atomic(options.pid_file, str(container.init_pid).encode())
         if notify is not None:
@@ -118,6 +124,14 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
         os.close(container.pidfd)
         if options.pid_file:
             remove_quietly(options.pid_file)
+
+
+def close_passed_fds(fds: tuple[int, ...]) -> None:
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
 
 
 def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -> int:

@@ -162,3 +162,33 @@ def test_hostile_payload_and_flood_do_not_reach_systemd(units, shim_runc, tmp_pa
     began = time.monotonic()
     assert flood.stop()["ActiveState"] == "inactive"
     assert time.monotonic() - began < 3  # still responsive
+
+
+def test_socket_unit_starts_the_container_on_the_first_connection(host_systemd, shim_runc, tmp_path):
+    from tests.integration.test_socket_activation import ask, free_port, parse
+
+    port = free_port()
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle = shim_runc.python_bundle("listener.py", out_dir=str(out))
+    name = f"shim-sock-{uuid.uuid4().hex[:8]}"
+    container_id = shim_runc.new_id()
+    argv = " ".join([sys.executable, "-m", "shim", *shim_runc.argv(bundle, container_id, "--sdnotify=shim")[3:]])
+    host_systemd.write_unit(f"{name}.socket", f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=no\n")
+    host_systemd.write_unit(f"{name}.service", f"[Service]\nType=notify\nExecStart={argv}\n")
+    try:
+        assert host_systemd.systemctl("start", f"{name}.socket").returncode == 0
+        assert host_systemd.show(f"{name}.service", "ActiveState")["ActiveState"] == "inactive"
+        first = parse(ask(("127.0.0.1", port)))  # starts the service: shim, then the container
+        assert host_systemd.show(f"{name}.service", "ActiveState")["ActiveState"] == "active"
+        second = parse(ask(("127.0.0.1", port)))
+        assert first["started"] == second["started"] and first["fd"] == "3"  # the same container
+        host_systemd.systemctl("stop", f"{name}.socket", f"{name}.service")
+        state = host_systemd.show(f"{name}.service", "ActiveState", "Result")
+        assert state == {"ActiveState": "inactive", "Result": "success"}
+        assert host_systemd.run("runc", "state", container_id).returncode != 0
+        assert not os.path.exists(os.path.join(shim_runc.state_dir, container_id))
+    finally:
+        host_systemd.systemctl("stop", f"{name}.socket", f"{name}.service")
+        host_systemd.run("rm", "-f", f"/run/user/0/systemd/user/{name}.socket", f"/run/user/0/systemd/user/{name}.service")
+        host_systemd.systemctl("daemon-reload")

@@ -1,0 +1,1 @@
+"""Socket activation: passing systemd's ``LISTEN_FDS`` through to the container."""
