@@ -36,6 +36,17 @@ def busybox_rootfs() -> str:
         pytest.skip(str(e))
 
 
+@pytest.fixture(scope="session")
+def debian_rootfs() -> str:
+    """Debian bookworm with systemd (debootstrap, cached outside the repository)."""
+    from tests.helpers.debian_rootfs import cached_debian_systemd_rootfs, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    return cached_debian_systemd_rootfs()
+
+
 @pytest.fixture(params=RUNTIMES)
 def runtime(request, runtime_scratch) -> str:
     path, reason = runtime_path(request.param, runtime_scratch)

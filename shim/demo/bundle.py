@@ -137,6 +137,7 @@ def cached_busybox_rootfs(cache: str) -> str:
     temp = tempfile.mkdtemp(prefix=".busybox-rootfs.", dir=cache)
     try:
         build_busybox_rootfs(temp, busybox)
+        os.chmod(temp, 0o755)  # mkdtemp made it 0700; the container's / must be 0755
         os.rename(temp, target)
     except OSError:
         shutil.rmtree(temp, ignore_errors=True)

@@ -13,6 +13,7 @@ from shim.bundle.effective import rebase_on
 from shim.errors import ShimError
 from shim.notify.session import CONTAINER, add_container_socket, resolve_mode
 from shim.signals.catalog import parse_signal
+from shim.systemd.config import UNIFIED, apply_systemd_mode
 from shim.systemd.detect import systemd_mode
 
 STOP_SIGNAL_ANNOTATION = "org.opencontainers.image.stopSignal"
@@ -21,7 +22,7 @@ NOTIFY_DIRECTORY = "notify"  # in the state directory
 
 class Plan:
     __slots__ = ("config", "stop_signal", "own_pid_namespace", "systemd", "notify_mode", "host_notify_socket",
-                 "activation", "has_shell")
+                 "activation", "has_shell", "cgroup_layout")
 
     def __init__(self, config: dict, stop_signal: int, own_pid_namespace: bool, systemd: bool = False,
                  notify_mode: str | None = None, host_notify_socket: str | None = None,
@@ -34,6 +35,7 @@ class Plan:
         self.host_notify_socket = host_notify_socket
         self.activation = activation
         self.has_shell = has_shell  # the root filesystem has /bin/sh
+        self.cgroup_layout = UNIFIED  # the host's, for systemd mode
 
     @property
     def passed_fds(self) -> tuple[int, ...]:
@@ -45,14 +47,18 @@ class Plan:
         """Only a systemd payload that can talk to us says when it accepts signals."""
         return self.systemd and self.notify_mode == CONTAINER
 
-    def render(self, state_dir: str) -> dict:
-        """The configuration the runtime gets, with the shim's additions."""
+    def render(self, state_dir: str, container_id: str) -> tuple[dict, str | None]:
+        """The configuration the runtime gets, with the shim's additions, and (systemd mode
+        on cgroup v1 or hybrid hosts) the name=systemd cgroup that must exist before create."""
         config = copy.deepcopy(self.config)
+        systemd_cgroup = None
+        if self.systemd:
+            systemd_cgroup = apply_systemd_mode(config, container_id, self.cgroup_layout)
         if self.notify_mode == CONTAINER:
             add_container_socket(config, f"{state_dir}/{NOTIFY_DIRECTORY}")
         if self.activation is not None:
             hand_over(config, self.activation, self.own_pid_namespace, self.has_shell)
-        return config
+        return config, systemd_cgroup
 
 
 def render_bytes(config: dict) -> bytes:

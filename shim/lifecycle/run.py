@@ -34,6 +34,10 @@ def run(options, env: dict[str, str]) -> int:
     if plan.activation is not None:
         check_open(plan.activation)
         plan.has_shell = os.path.lexists(os.path.join(plan.config["root"]["path"], "bin", "sh"))
+    if plan.systemd:
+        from shim.systemd.cgroups import host_cgroup_layout
+
+        plan.cgroup_layout = host_cgroup_layout()
     runtime_path = locate_runtime(options.runtime, env)
     stop = take_pending_stop_request()
     if stop is not None:
@@ -43,17 +47,27 @@ def run(options, env: dict[str, str]) -> int:
     reaper = Reaper()
     state = StateDir.claim(options.state_dir or default_state_root(os.geteuid(), env), options.container_id)
     notify = None
+    made_cgroups: list[str] = []
     try:
         runtime = Runtime(RuntimeCommand(runtime_path, options.runtime_args, state.file("runtime.log")),
                           reaper, env)
         if state.reclaimed:
             delete_leftover(runtime, options.container_id, diagnostics)
         notify = open_notify(plan, state, diagnostics)
-        write_atomic(state.file("config.json"), render_bytes(plan.render(state.path)), 0o600)
+        config, systemd_cgroup = plan.render(state.path, options.container_id)
+        if systemd_cgroup is not None:
+            from shim.systemd.cgroups import prepare_systemd_cgroup
+
+            made_cgroups = prepare_systemd_cgroup(systemd_cgroup)
+        write_atomic(state.file("config.json"), render_bytes(config), 0o600)
         exit_status = run_container(runtime, state, plan, notify, options, diagnostics)
     finally:
         if notify is not None:
             notify.close()
+        if made_cgroups:
+            from shim.systemd.cgroups import remove_cgroups
+
+            remove_cgroups(made_cgroups)
         state.release()
     report_exit(options, exit_status, reaper, env, diagnostics)
     return exit_status

@@ -13,7 +13,8 @@ Never forwarded: ``MAINPID=`` (the shim is the main process; a container naming 
 pid would take the unit over), ``MAINPIDFD*``, ``NOTIFYACCESS=``, ``FDSTORE*``, ``FDNAME=``,
 ``X_SYSTEMD_*``, and unknown keys (conmon's reasoning: they "may be security sensitive").
 ``X_SYSTEMD_SIGNALS_LEVEL=2`` is noted, because the stop sequence of a systemd payload
-waits for it. ``BARRIER=1``, alone in its datagram with exactly one fd, is honoured by the
+waits for it; so is ``READY=1``, which systemd before v254 sends without the level (it only
+reports ready long after its signal handlers are in place). ``BARRIER=1``, alone in its datagram with exactly one fd, is honoured by the
 caller: that fd is closed once every earlier message went upstream. Every other fd that
 arrives is closed at once.
 """
@@ -39,7 +40,7 @@ class Verdict:
     def __init__(self) -> None:
         self.forward: list[str] = []  # allowed lines, in their order
         self.barrier = False  # close the datagram's one fd after earlier messages went out
-        self.signals_ready = False  # X_SYSTEMD_SIGNALS_LEVEL=2 was seen
+        self.signals_ready = False  # X_SYSTEMD_SIGNALS_LEVEL=2 (or READY=1) was seen
         self.dropped: list[str] = []  # why each line (or the whole datagram) was dropped
 
     def message(self) -> bytes | None:
@@ -71,6 +72,7 @@ def judge(data: bytes, fd_count: int = 0, truncated: bool = False) -> Verdict:
             verdict.dropped.append("BARRIER=1 not alone with exactly one fd")
         return verdict
     reloading = "RELOADING=1" in lines
+    verdict.signals_ready = "READY=1" in lines
     for line in lines:
         reason = _refusal(line, reloading)
         if reason is None:

@@ -64,9 +64,10 @@ class ShimHarness:
         self.used_ids.append(container_id)
         return container_id
 
-    def bundle(self, args: list[str], **kwargs) -> str:
+    def bundle(self, args: list[str], rootfs: str | None = None, engine_caps: bool = False, **kwargs) -> str:
         directory = os.path.join(self.workdir, f"bundle{next(self._bundles)}")
-        return oci.write_bundle(directory, oci.make_config(args, rootfs=self.rootfs, **kwargs))
+        config = oci.make_config(args, rootfs=rootfs or self.rootfs, **kwargs)
+        return oci.write_bundle(directory, oci.with_engine_caps(config) if engine_caps else config)
 
     def python_bundle(self, payload: str, *args: str, out_dir: str, **kwargs) -> str:
         """A bundle running ``tests/payloads/<payload>`` with the host's Python; ``out_dir``

@@ -37,3 +37,16 @@ def host_python_binds() -> list[tuple[str, str, bool]]:
         if os.path.isdir(path):
             binds.append((os.path.realpath(path), path, True))
     return binds
+
+
+# podman's default capability set: what an engine gives a container, and what systemd as
+# PID 1 needs to drop capabilities for its own services (CAP_SETPCAP).
+ENGINE_DEFAULT_CAPS = ["CAP_CHOWN", "CAP_DAC_OVERRIDE", "CAP_FOWNER", "CAP_FSETID", "CAP_KILL",
+                       "CAP_NET_BIND_SERVICE", "CAP_SETFCAP", "CAP_SETGID", "CAP_SETPCAP", "CAP_SETUID",
+                       "CAP_SYS_CHROOT"]
+
+
+def with_engine_caps(config: dict) -> dict:
+    config["process"]["capabilities"] = {k: list(ENGINE_DEFAULT_CAPS) for k in ("bounding", "effective", "permitted")}
+    config["process"]["noNewPrivileges"] = False
+    return config

@@ -192,3 +192,20 @@ def test_socket_unit_starts_the_container_on_the_first_connection(host_systemd, 
         host_systemd.systemctl("stop", f"{name}.socket", f"{name}.service")
         host_systemd.run("rm", "-f", f"/run/user/0/systemd/user/{name}.socket", f"/run/user/0/systemd/user/{name}.service")
         host_systemd.systemctl("daemon-reload")
+
+
+def test_the_seed_scenario(units, shim_runc, debian_rootfs, tmp_path):
+    """A Type=notify unit running an unmodified systemd image: active once the container's
+    systemd finished booting, and a clean halt on `systemctl stop`."""
+    out = tmp_path / "out"
+    out.mkdir()
+    bundle = shim_runc.bundle(["/sbin/init"], rootfs=debian_rootfs, engine_caps=True,
+                              binds=[(str(out), "/out", False)])
+    unit = units(bundle)  # --sdnotify=auto: container mode for a systemd payload
+    state = unit.wait("ActiveState", "active", "failed", timeout=30)
+    assert state["ActiveState"] == "active" and state["StatusText"] == "Ready."
+    assert (out / "marker").exists() and (out / "inner-ready").exists()  # boot had finished
+    assert "-m shim run" in unit.manager.pid_cmdline(state["MainPID"])
+    began = time.monotonic()
+    assert unit.stop() == {"ActiveState": "inactive", "Result": "success"}
+    assert time.monotonic() - began < 5

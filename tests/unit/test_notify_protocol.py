@@ -41,9 +41,11 @@ def test_reloading_carries_its_timestamp():
 
 
 def test_signals_level_is_noted_not_forwarded():
-    verdict = judge(b"X_SYSTEMD_SIGNALS_LEVEL=2\nREADY=1")
-    assert verdict.signals_ready and verdict.forward == ["READY=1"]
+    verdict = judge(b"X_SYSTEMD_SIGNALS_LEVEL=2\nSTATUS=x")
+    assert verdict.signals_ready and verdict.forward == ["STATUS=x"]
     assert not judge(b"X_SYSTEMD_SIGNALS_LEVEL=1").signals_ready
+    assert not judge(b"STATUS=booting").signals_ready
+    assert judge(b"READY=1\nSTATUS=Ready.").signals_ready  # systemd 252 sends no level
 
 
 @pytest.mark.parametrize("data, fds, barrier", [

@@ -1,0 +1,39 @@
+"""The host's cgroup layout, and the container's ``name=systemd`` cgroup directory."""
+
+from __future__ import annotations
+
+import os
+
+from shim.systemd.config import CGROUP_ROOT, HYBRID, LEGACY, UNIFIED
+
+
+def host_cgroup_layout() -> str:
+    if os.path.exists(f"{CGROUP_ROOT}/cgroup.controllers"):
+        return UNIFIED
+    if os.path.isdir(f"{CGROUP_ROOT}/unified"):
+        return HYBRID
+    return LEGACY
+
+
+def prepare_systemd_cgroup(path: str) -> list[str]:
+    """Make sure ``<name=systemd>/<path>`` exists before create, whichever runtime creates
+    the container's cgroups and whenever it mounts them. Returns the directories the shim
+    created, deepest first, to remove once the runtime deleted the container."""
+    created = []
+    directory = f"{CGROUP_ROOT}/systemd{path.rstrip('/')}"
+    while not os.path.isdir(directory):
+        created.append(directory)
+        directory = os.path.dirname(directory)
+    for d in reversed(created):
+        os.mkdir(d)
+    return created
+
+
+def remove_cgroups(directories: list[str]) -> None:
+    for directory in directories:
+        try:
+            os.rmdir(directory)
+        except FileNotFoundError:
+            pass  # the runtime removed it
+        except OSError:
+            break  # still in use: its parents are too
