@@ -18,7 +18,6 @@ anything starts, naming the variable.
 from __future__ import annotations
 
 import os
-import resource
 
 from shim.bundle.effective import set_env
 from shim.errors import ShimError
@@ -61,6 +60,8 @@ def parse_activation(env: dict[str, str], own_pid: int, fd_limit: int) -> Activa
 
 
 def soft_fd_limit() -> int:
+    import resource
+
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
 
 

@@ -7,9 +7,9 @@ strings), ``root.path``, and ``process.terminal`` (the shim relays pipes; it has
 
 from __future__ import annotations
 
-import json
 import os
 
+from shim.bundle import json_lite
 from shim.errors import ShimError
 
 
@@ -64,8 +64,8 @@ def parse_config(raw: bytes, source: str) -> dict:
     except UnicodeDecodeError:
         raise ShimError(f"{source}: not UTF-8 text") from None
     try:
-        config = json.loads(text)
-    except json.JSONDecodeError as e:
+        config = json_lite.loads(text)
+    except ValueError as e:
         raise ShimError(f"{source}: invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
     if not isinstance(config, dict):
         raise ShimError(f"{source}: invalid configuration: the top level must be an object")

@@ -8,13 +8,14 @@ sources) are made absolute first, so they still point into the user's bundle.
 
 from __future__ import annotations
 
-import copy
 import os
+
+from shim.bundle.json_lite import copy
 
 
 def rebase_on(config: dict, bundle_dir: str) -> dict:
     """A copy of ``config`` whose bundle-relative paths are absolute."""
-    config = copy.deepcopy(config)
+    config = copy(config)
     root = config["root"]
     root["path"] = os.path.join(bundle_dir, root["path"])
     for mount in config.get("mounts") or []:

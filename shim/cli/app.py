@@ -8,7 +8,6 @@ signal that arrives during start-up stays pending instead of killing the shim.
 from __future__ import annotations
 
 import os
-import signal
 import sys
 
 from shim import __version__
@@ -41,7 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         # SIGINT during the interpreter's own start, before the shim blocked it: nothing
         # was started yet, so this is a stop before create.
-        return SIGNAL_EXIT_OFFSET + signal.SIGINT
+        from shim.signals.catalog import SIGINT
+
+        return SIGNAL_EXIT_OFFSET + SIGINT
     except Exception as e:  # a bug: still one line, and the traceback on request
         if os.environ.get("SHIM_DEBUG"):
             import traceback
@@ -69,7 +70,7 @@ def dispatch(argv: list[str]) -> int:
 
 
 def run_command(argv: list[str]) -> int:
-    from shim.signals.router import block_routed_signals
+    from shim.signals.mask import block_routed_signals
 
     block_routed_signals()
     from shim.cli.run_options import parse_run_options, run_help

@@ -3,17 +3,13 @@ before anything starts, then rendered into the effective configuration."""
 
 from __future__ import annotations
 
-import copy
-import json
-import signal
 
-from shim.activation.listen_fds import Activation, hand_over, parse_activation
 from shim.bundle.config import Bundle
 from shim.bundle.effective import rebase_on
+from shim.bundle.json_lite import copy, dumps
 from shim.errors import ShimError
 from shim.notify.session import CONTAINER, add_container_socket, resolve_mode
-from shim.signals.catalog import parse_signal
-from shim.systemd.config import UNIFIED, apply_systemd_mode
+from shim.signals.catalog import SIGRTMIN, SIGTERM, parse_signal
 from shim.systemd.detect import systemd_mode
 
 STOP_SIGNAL_ANNOTATION = "org.opencontainers.image.stopSignal"
@@ -26,7 +22,7 @@ class Plan:
 
     def __init__(self, config: dict, stop_signal: int, own_pid_namespace: bool, systemd: bool = False,
                  notify_mode: str | None = None, host_notify_socket: str | None = None,
-                 activation: Activation | None = None, has_shell: bool = True) -> None:
+                 activation=None, has_shell: bool = True) -> None:
         self.config = config
         self.stop_signal = stop_signal
         self.own_pid_namespace = own_pid_namespace
@@ -35,7 +31,7 @@ class Plan:
         self.host_notify_socket = host_notify_socket
         self.activation = activation
         self.has_shell = has_shell  # the root filesystem has /bin/sh
-        self.cgroup_layout = UNIFIED  # the host's, for systemd mode
+        self.cgroup_layout = "unified"  # the host's (shim.systemd.config), for systemd mode
 
     @property
     def passed_fds(self) -> tuple[int, ...]:
@@ -50,22 +46,27 @@ class Plan:
     def render(self, state_dir: str, container_id: str) -> tuple[dict, str | None]:
         """The configuration the runtime gets, with the shim's additions, and (systemd mode
         on cgroup v1 or hybrid hosts) the name=systemd cgroup that must exist before create."""
-        config = copy.deepcopy(self.config)
+        config = copy(self.config)
         systemd_cgroup = None
+        # Features a run may not use are imported only when it does: start-up is a feature.
         if self.systemd:
+            from shim.systemd.config import apply_systemd_mode
+
             systemd_cgroup = apply_systemd_mode(config, container_id, self.cgroup_layout)
         if self.notify_mode == CONTAINER:
             add_container_socket(config, f"{state_dir}/{NOTIFY_DIRECTORY}")
         if self.activation is not None:
+            from shim.activation.listen_fds import hand_over
+
             hand_over(config, self.activation, self.own_pid_namespace, self.has_shell)
         return config, systemd_cgroup
 
 
 def render_bytes(config: dict) -> bytes:
-    return json.dumps(config, separators=(",", ":")).encode()
+    return dumps(config).encode()
 
 
-def make_plan(bundle: Bundle, options, env: dict[str, str], own_pid: int, fd_limit: int) -> Plan:
+def make_plan(bundle: Bundle, options, env: dict[str, str], own_pid: int) -> Plan:
     systemd = systemd_mode(options.systemd, bundle.args)
     host_notify_socket = env.get("NOTIFY_SOCKET") or None
     config = rebase_on(bundle.config, bundle.directory)
@@ -76,8 +77,17 @@ def make_plan(bundle: Bundle, options, env: dict[str, str], own_pid: int, fd_lim
         systemd=systemd,
         notify_mode=resolve_mode(options.sdnotify, systemd, host_notify_socket),
         host_notify_socket=host_notify_socket,
-        activation=parse_activation(env, own_pid, fd_limit),
+        activation=activation_for(env, own_pid),
     )
+
+
+def activation_for(env: dict[str, str], own_pid: int):
+    """The sockets systemd passed to the shim, if any (see shim.activation)."""
+    if "LISTEN_PID" not in env:
+        return None
+    from shim.activation.listen_fds import parse_activation, soft_fd_limit
+
+    return parse_activation(env, own_pid, soft_fd_limit())
 
 
 def choose_stop_signal(flag: int | None, annotations: dict, systemd: bool) -> int:
@@ -91,4 +101,4 @@ def choose_stop_signal(flag: int | None, annotations: dict, systemd: bool) -> in
             return parse_signal(annotated)
         except ShimError as e:
             raise ShimError(f"bundle annotation {STOP_SIGNAL_ANNOTATION}: {e}") from None
-    return signal.SIGRTMIN + 3 if systemd else signal.SIGTERM
+    return SIGRTMIN + 3 if systemd else SIGTERM

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 
-from shim.activation.listen_fds import check_open, soft_fd_limit
 from shim.bundle.config import load_bundle
 from shim.diagnostics import Diagnostics
 from shim.errors import ShimError
@@ -20,7 +19,7 @@ from shim.runtime.command import RuntimeCommand
 from shim.runtime.invoke import Runtime
 from shim.runtime.locate import find_executable, locate_runtime
 from shim.signals.catalog import signal_name
-from shim.signals.router import take_pending_stop_request
+from shim.signals.mask import take_pending_stop_request
 from shim.state.files import remove_quietly, write_atomic
 from shim.state.statedir import StateDir, default_state_root
 
@@ -30,8 +29,10 @@ def run(options, env: dict[str, str]) -> int:
     diagnostics = Diagnostics(options.log_level)
     check_output_paths(options, env)
     bundle = load_bundle(options.bundle)
-    plan = make_plan(bundle, options, env, os.getpid(), soft_fd_limit())
+    plan = make_plan(bundle, options, env, os.getpid())
     if plan.activation is not None:
+        from shim.activation.listen_fds import check_open
+
         check_open(plan.activation)
         plan.has_shell = os.path.lexists(os.path.join(plan.config["root"]["path"], "bin", "sh"))
     if plan.systemd:

@@ -15,13 +15,14 @@ onto itself.
 from __future__ import annotations
 
 import os
-import signal
+
+from shim.signals.catalog import SIGKILL, SIGSTOP, usable_signals
 
 STDIO_FDS = (0, 1, 2)
 
 
 def _default_dispositions() -> frozenset[int]:
-    return frozenset(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
+    return usable_signals() - {SIGKILL, SIGSTOP}
 
 
 def seal_inherited_fds(keep: frozenset[int] = frozenset()) -> None:

@@ -8,8 +8,7 @@ into the container's output.
 
 from __future__ import annotations
 
-import json
-
+from shim.bundle.json_lite import loads
 from shim.errors import COMMAND_NOT_EXECUTABLE, COMMAND_NOT_FOUND, SHIM_FAILED
 
 
@@ -58,7 +57,7 @@ def last_logged_error(log_text: str) -> str | None:
     message = None
     for line in log_text.splitlines():
         try:
-            entry = json.loads(line)
+            entry = loads(line)
         except ValueError:
             continue
         if isinstance(entry, dict) and entry.get("level") in ("error", "fatal") and isinstance(entry.get("msg"), str):

@@ -23,26 +23,11 @@ import os
 import signal
 import threading
 
-from shim.signals.catalog import STOP_REQUESTS, forwarded_signals, routed_signals
+from shim.signals.catalog import forwarded_signals, routed_signals
 
 # The router is woken for shutdown with a thread-directed SIGCHLD: harmless if taken for a
 # real one (reaping is idempotent), and always in the set it waits for.
 _WAKE_SIGNAL = signal.SIGCHLD
-
-
-def block_routed_signals() -> None:
-    """Block every routed signal in the calling thread (and the threads it will start)."""
-    signal.pthread_sigmask(signal.SIG_BLOCK, routed_signals())
-
-
-def unblock_routed_signals() -> None:
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, routed_signals())
-
-
-def take_pending_stop_request() -> int | None:
-    """A stop request (SIGTERM/SIGINT) that arrived while signals were blocked, if any."""
-    info = signal.sigtimedwait(STOP_REQUESTS, 0)
-    return info.si_signo if info is not None else None
 
 
 class SignalRouter:

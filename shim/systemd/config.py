@@ -15,8 +15,6 @@ systemd's container interface (docs/CONTAINER_INTERFACE.md) and podman's systemd
 
 from __future__ import annotations
 
-import hashlib
-
 from shim.bundle.effective import get_env, set_env
 
 MANAGER_NAME = "shim"  # what systemd reports as the container manager (systemd-detect-virt)
@@ -27,6 +25,8 @@ UNIFIED, HYBRID, LEGACY = "unified", "hybrid", "legacy"
 
 def container_uuid(container_id: str) -> str:
     """32 hex digits derived from the ID: stable across restarts of the same container."""
+    import hashlib  # systemd mode only: kept off the common start-up path
+
     return hashlib.sha256(container_id.encode()).hexdigest()[:32]
 
 
