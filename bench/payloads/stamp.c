@@ -1,0 +1,103 @@
+/* The benchmarks' payload: stamps CLOCK_MONOTONIC at the moments that matter.
+ *
+ *   stamp start            print the time of its first instruction, exit 0
+ *   stamp signals          block every signal, print "ready", then for each signal received
+ *                          print "<signo> <ns>"; exit 0 on SIGTERM
+ *   stamp idle             block every signal, print "ready", exit 0 on SIGTERM (or RTMIN+3)
+ *   stamp notify N RATE [DELAY_MS]
+ *                          after DELAY_MS (default 0), send N "STATUS=<ns>" datagrams to
+ *                          $NOTIFY_SOCKET, RATE a second (0: as fast as possible), then
+ *                          "STATUS=done"; exit 0
+ *
+ * C, statically linked, so that the time between exec and the stamp is a few microseconds,
+ * the same for every monitor it runs under.
+ */
+#define _GNU_SOURCE
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+static long long now_ns(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long) ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+static void say(const char *text) {
+    size_t len = strlen(text), done = 0;
+    while (done < len) {
+        ssize_t n = write(1, text + done, len - done);
+        if (n <= 0) return;
+        done += (size_t) n;
+    }
+}
+
+static int block_all(sigset_t *set) {
+    sigfillset(set);
+    return sigprocmask(SIG_BLOCK, set, NULL);
+}
+
+static int notify(long count, long rate, long delay_ms) {
+    if (delay_ms > 0) {
+        struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
+    const char *path = getenv("NOTIFY_SOCKET");
+    if (!path) return 2;
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    strncpy(addr.sun_path, path, sizeof(addr.sun_path) - 1);
+    if (addr.sun_path[0] == '@') addr.sun_path[0] = 0;
+    int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd < 0 || connect(fd, (struct sockaddr *) &addr, sizeof(addr)) < 0) return 3;
+    long long began = now_ns();
+    char buf[64];
+    for (long i = 0; i < count; i++) {
+        if (rate > 0) {
+            long long due = began + i * 1000000000LL / rate, wait = due - now_ns();
+            if (wait > 0) {
+                struct timespec ts = {wait / 1000000000LL, wait % 1000000000LL};
+                nanosleep(&ts, NULL);
+            }
+        }
+        int len = snprintf(buf, sizeof(buf), "STATUS=%lld", now_ns());
+        while (send(fd, buf, len, 0) < 0) {
+            struct timespec ts = {0, 100000};
+            nanosleep(&ts, NULL);  /* the receiver's queue is full: wait, never drop */
+        }
+    }
+    send(fd, "STATUS=done", 11, 0);
+    return 0;
+}
+
+int main(int argc, char **argv) {
+    long long first = now_ns();
+    char line[64];
+    const char *mode = argc > 1 ? argv[1] : "start";
+    if (strcmp(mode, "start") == 0) {
+        snprintf(line, sizeof(line), "%lld\n", first);
+        say(line);
+        return 0;
+    }
+    if (strcmp(mode, "notify") == 0)
+        return notify(argc > 2 ? atol(argv[2]) : 1, argc > 3 ? atol(argv[3]) : 0, argc > 4 ? atol(argv[4]) : 0);
+    sigset_t set;
+    block_all(&set);
+    say("ready\n");
+    int stop_rt = SIGRTMIN + 3;
+    for (;;) {
+        siginfo_t info;
+        int signo = sigwaitinfo(&set, &info);
+        if (signo < 0) continue;
+        long long t = now_ns();
+        if (strcmp(mode, "signals") == 0) {
+            snprintf(line, sizeof(line), "%d %lld\n", signo, t);
+            say(line);
+        }
+        if (signo == SIGTERM || signo == stop_rt) return 0;
+    }
+}
