@@ -1,5 +1,5 @@
 """``python -m shim``: the same entry point as the ``shim`` console script."""
 
-from shim.cli.app import main
+from shim.cli.app import main_and_exit
 
-raise SystemExit(main())
+main_and_exit()

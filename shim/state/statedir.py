@@ -83,12 +83,24 @@ class StateDir:
 
 
 def _remove_tree(path: str) -> None:
-    if os.path.isdir(path) and not os.path.islink(path):
-        import shutil  # only at the end of a run: keep it off the start-up path
-
-        shutil.rmtree(path, ignore_errors=True)
-    else:
-        try:
-            os.unlink(path)
-        except FileNotFoundError:
-            pass
+    """Remove a file or a directory tree (the state directory holds a handful of entries;
+    shutil would cost a few ms to import at the very end of every run)."""
+    try:
+        os.unlink(path)
+        return
+    except IsADirectoryError:
+        pass
+    except FileNotFoundError:
+        return
+    for entry in os.scandir(path):
+        if entry.is_dir(follow_symlinks=False):
+            _remove_tree(entry.path)
+        else:
+            try:
+                os.unlink(entry.path)
+            except FileNotFoundError:
+                pass
+    try:
+        os.rmdir(path)
+    except FileNotFoundError:
+        pass
