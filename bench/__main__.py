@@ -57,19 +57,29 @@ def main(argv=None) -> int:
                         "host": f"{platform.system()} {platform.release()}, {os.cpu_count()} cpus",
                         "versions": versions(env), "stamp payload": "C" if env.stamp_native else "Python"},
                "scenarios": {}}
+    failed: list[str] = []
     try:
         for name in chosen:
             began = time.monotonic()
             print(f"bench: {name}...", file=sys.stderr, flush=True)
             module = importlib.import_module(f"bench.scenarios.{name}")
-            results["scenarios"][name] = module.run(env, args.quick)
+            try:
+                results["scenarios"][name] = module.run(env, args.quick)
+            except Exception as e:  # one broken scenario must not cost the others' results
+                import traceback
+
+                traceback.print_exc()
+                failed.append(name)
+                results["scenarios"][name] = {"unit": "", "series": {}, "notes": [f"failed: {e!r}"]}
             print(f"bench: {name} done in {time.monotonic() - began:.1f} s", file=sys.stderr, flush=True)
     finally:
         env.cleanup()
     results["targets"] = targets.check(results)
     for path in report.write(results, out):
         print(path)
-    return 0
+    if failed:
+        print(f"bench: failed scenarios: {', '.join(failed)}", file=sys.stderr)
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -68,7 +68,10 @@ class ShimRun:
                 self.proc.wait(timeout=15)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
-        self.proc.communicate()
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream is not None:
+                stream.close()
+        self.proc.wait()
         subprocess.run([self.runtime, "delete", "--force", self.container_id], capture_output=True)
 
 

@@ -31,11 +31,21 @@ runtime = "runc"
 """
 
 
-def systemd_config(rootfs: str) -> dict:
+def systemd_config(rootfs: str, out: str) -> dict:
+    """The tests' image (its own units write to /out: without it they fail and, now and
+    then, boot never completes), with an engine's capabilities."""
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
     from tests.helpers.oci import with_engine_caps
 
-    return with_engine_caps(default_config(["/sbin/init"], rootfs))
+    config = with_engine_caps(default_config(["/sbin/init"], rootfs))
+    config["mounts"].append({"destination": "/out", "type": "bind", "source": out, "options": ["rbind", "rw"]})
+    return config
+
+
+def _out_dir(env) -> str:
+    out = os.path.join(env.workdir, "systemd-out")
+    os.makedirs(out, exist_ok=True)
+    return out
 
 
 def wait_ready(listener: Listener, since: int, timeout: float = 30) -> int:
@@ -80,7 +90,7 @@ def conmon_round(env, runtime, rootfs, listener):
     from shim.systemd.config import apply_systemd_mode
 
     directory = os.path.join(env.workdir, "bundles", f"conmon-systemd-{now_ns()}")
-    config = systemd_config(rootfs)
+    config = systemd_config(rootfs, _out_dir(env))
     run = ConmonRun(env, runtime, directory, "--sdnotify-socket", listener.path)
     cgroup = apply_systemd_mode(config, run.container_id, host_cgroup_layout())
     add_container_socket(config, f"{directory}/notify")  # conmon binds <bundle>/notify/notify.sock
@@ -108,6 +118,7 @@ class Podman:
         self.podman = shutil.which("podman")
         self.dir = os.path.join(env.workdir, "podman")
         os.makedirs(self.dir, exist_ok=True)
+        self.out = _out_dir(env)
         conf = os.path.join(self.dir, "containers.conf")
         with open(conf, "w") as f:
             f.write(CONTAINERS_CONF)
@@ -123,7 +134,8 @@ class Podman:
         name = f"shim-bench-{os.getpid()}-{index}"
         began = now_ns()
         subprocess.run([*self.base, "run", "-d", "--name", name, "--network=none", "--systemd=always",
-                        "--sdnotify=container", "localhost/shim-bench-systemd:latest", "/sbin/init"],
+                        "--sdnotify=container", "-v", f"{self.out}:/out",
+                        "localhost/shim-bench-systemd:latest", "/sbin/init"],
                        check=True, env={**self.env, "NOTIFY_SOCKET": listener.path}, capture_output=True)
         try:
             ready = wait_ready(listener, began)
@@ -151,7 +163,7 @@ def run(env, quick: bool) -> dict:
     runtime = env.runtimes.get("runc") or next(iter(env.runtimes.values()))
     rounds = 1 if quick else 10
     listener = ReadyListener(os.path.join(env.workdir, "systemd-listener.sock"))
-    bundle = write_config(os.path.join(env.workdir, "bundles", "systemd"), systemd_config(rootfs))
+    bundle = write_config(os.path.join(env.workdir, "bundles", "systemd"), systemd_config(rootfs, _out_dir(env)))
     contenders = {"shim": lambda i: shim_round(env, runtime, bundle, listener)}
     if env.conmon:
         contenders["conmon"] = lambda i: conmon_round(env, runtime, rootfs, listener)
@@ -159,7 +171,7 @@ def run(env, quick: bool) -> dict:
     notes = [f"container runtime: {runtime.rsplit('/', 1)[-1]}"]
     if shutil.which("podman") and not quick:
         podman = Podman(env, rootfs)
-        contenders["podman"] = podman.round
+        contenders["podman"] = lambda i: podman.round(listener, i)
     elif quick:
         notes.append("podman left out of --quick (importing the image takes a while)")
     boot = {name: [] for name in contenders}

@@ -27,6 +27,33 @@ from shim.state.statedir import StateDir, default_state_root
 def run(options, env: dict[str, str]) -> int:
     """Run the container; return the shim's exit code. Raises ShimError on failure."""
     diagnostics = Diagnostics(options.log_level)
+    plan = plan_run(options, env)
+    runtime_path = locate_runtime(options.runtime, env)
+    stop = take_pending_stop_request()
+    if stop is not None:
+        diagnostics.info(f"{signal_name(stop)} before the container was created: nothing to do")
+        return SIGNAL_EXIT_OFFSET + stop
+    set_subreaper(True)
+    reaper = Reaper()
+    state = StateDir.claim(options.state_dir or default_state_root(os.geteuid(), env), options.container_id)
+    try:
+        runtime = Runtime(RuntimeCommand(runtime_path, options.runtime_args, state.file("runtime.log")),
+                          reaper, env)
+        if state.reclaimed:
+            delete_leftover(runtime, options.container_id, diagnostics)
+        host_side = HostSide.prepare(plan, state, options.container_id, diagnostics)
+        try:
+            exit_status = run_container(runtime, state, plan, host_side.notify, options, diagnostics)
+        finally:
+            host_side.close()
+    finally:
+        state.release()
+    report_exit(options, exit_status, reaper, env, diagnostics)
+    return exit_status
+
+
+def plan_run(options, env: dict[str, str]):
+    """Everything checked and decided before any runtime state exists."""
     check_output_paths(options, env)
     bundle = load_bundle(options.bundle)
     plan = make_plan(bundle, options, env, os.getpid())
@@ -39,39 +66,39 @@ def run(options, env: dict[str, str]) -> int:
         from shim.systemd.cgroups import host_cgroup_layout
 
         plan.cgroup_layout = host_cgroup_layout()
-    runtime_path = locate_runtime(options.runtime, env)
-    stop = take_pending_stop_request()
-    if stop is not None:
-        diagnostics.info(f"{signal_name(stop)} before the container was created: nothing to do")
-        return SIGNAL_EXIT_OFFSET + stop
-    set_subreaper(True)
-    reaper = Reaper()
-    state = StateDir.claim(options.state_dir or default_state_root(os.geteuid(), env), options.container_id)
-    notify = None
-    made_cgroups: list[str] = []
-    try:
-        runtime = Runtime(RuntimeCommand(runtime_path, options.runtime_args, state.file("runtime.log")),
-                          reaper, env)
-        if state.reclaimed:
-            delete_leftover(runtime, options.container_id, diagnostics)
-        notify = open_notify(plan, state, diagnostics)
-        config, systemd_cgroup = plan.render(state.path, options.container_id)
-        if systemd_cgroup is not None:
-            from shim.systemd.cgroups import prepare_systemd_cgroup
+    return plan
 
-            made_cgroups = prepare_systemd_cgroup(systemd_cgroup)
-        write_atomic(state.file("config.json"), render_bytes(config), 0o600)
-        exit_status = run_container(runtime, state, plan, notify, options, diagnostics)
-    finally:
-        if notify is not None:
-            notify.close()
-        if made_cgroups:
+
+class HostSide:
+    """What the shim sets up on the host for one container before create, and removes at
+    the end: the effective config.json, the notify session, a name=systemd cgroup."""
+
+    def __init__(self, notify, made_cgroups: list[str]) -> None:
+        self.notify = notify
+        self._made_cgroups = made_cgroups
+
+    @classmethod
+    def prepare(cls, plan, state: StateDir, container_id: str, diagnostics) -> "HostSide":
+        host_side = cls(open_notify(plan, state, diagnostics), [])
+        try:
+            config, systemd_cgroup = plan.render(state.path, container_id)
+            if systemd_cgroup is not None:
+                from shim.systemd.cgroups import prepare_systemd_cgroup
+
+                host_side._made_cgroups = prepare_systemd_cgroup(systemd_cgroup)
+            write_atomic(state.file("config.json"), render_bytes(config), 0o600)
+        except BaseException:
+            host_side.close()
+            raise
+        return host_side
+
+    def close(self) -> None:
+        if self.notify is not None:
+            self.notify.close()
+        if self._made_cgroups:
             from shim.systemd.cgroups import remove_cgroups
 
-            remove_cgroups(made_cgroups)
-        state.release()
-    report_exit(options, exit_status, reaper, env, diagnostics)
-    return exit_status
+            remove_cgroups(self._made_cgroups)
 
 
 def check_output_paths(options, env: dict[str, str]) -> None:
