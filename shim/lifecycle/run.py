@@ -178,7 +178,10 @@ def close_passed_fds(fds: tuple[int, ...]) -> None:
 
 def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -> int:
     """Hand over to trio, imported only now that the container runs."""
-    import trio
+    from shim.process.scheduling import at_idle_priority
+
+    # The container is starting now, as busy as the shim: it goes first (see scheduling).
+    trio = at_idle_priority(lambda: __import__("trio"))
 
     from shim.lifecycle.supervise import Supervisor
     from shim.signals.stop_sequence import StopSequence

@@ -12,8 +12,9 @@ from __future__ import annotations
 
 import array
 import os
-import socket
 import sys
+
+import _socket as socket  # the C module behind socket: see upstream.py
 
 from shim.notify.protocol import NOTIFY_BUFFER_MAX, judge
 

@@ -25,9 +25,11 @@ UNIFIED, HYBRID, LEGACY = "unified", "hybrid", "legacy"
 
 def container_uuid(container_id: str) -> str:
     """32 hex digits derived from the ID: stable across restarts of the same container."""
-    import hashlib  # systemd mode only: kept off the common start-up path
-
-    return hashlib.sha256(container_id.encode()).hexdigest()[:32]
+    try:  # the builtin hash, without hashlib's OpenSSL (about 2 ms to load)
+        from _sha256 import sha256
+    except ImportError:  # pragma: no cover
+        from hashlib import sha256
+    return sha256(container_id.encode()).hexdigest()[:32]
 
 
 def default_cgroups_path(container_id: str) -> str:

@@ -174,3 +174,4 @@ def test_spawn_passes_only_stdio_and_kept_fds():
     assert leaked not in fds
     assert kept in fds
     assert {0, 1, 2} <= fds and len(fds - {0, 1, 2, kept}) <= 1
+
