@@ -57,7 +57,21 @@ for stat in snapshot.statistics("filename"):
     by_package[key] += stat.size
 total = sum(by_package.values())
 print(f"Python heap after importing what an idle shim holds: {total / 1e6:.1f} MB in {len(sys.modules)} modules")
-for key, size in by_package.most_common(15):
+for key, size in by_package.most_common(12):
+    print(f"{size / 1e6:7.2f} MB  {key}")
+# Whose code it is: the bytecode each package brought in (cached .pyc sizes, which track
+# the size of the code objects in memory).
+import importlib.util, os
+pyc = collections.Counter()
+for name, module in list(sys.modules.items()):
+    spec = getattr(module, "__spec__", None)
+    cached = getattr(spec, "cached", None) if spec else None
+    if cached and os.path.exists(cached):
+        top = name.split(".")[0]
+        pyc["stdlib" if (spec.origin or "").startswith(sys.base_prefix) and "site-packages" not in spec.origin
+            else top] += os.path.getsize(cached)
+print(f"\nbytecode loaded, by package ({sum(pyc.values()) / 1e6:.1f} MB of .pyc):")
+for key, size in pyc.most_common(8):
     print(f"{size / 1e6:7.2f} MB  {key}")
 """
 

@@ -76,6 +76,8 @@ class ContainerNotifySocket:
 
         debug = diagnostics.enabled("debug")
         while True:
+            if not upstream.has_room():
+                await upstream.wait_for_room()  # the host is behind: let the backlog wait here
             await trio.lowlevel.wait_readable(self.sock)
             verified: dict[int, bool] = {}  # per batch: a pid cannot be recycled that fast
             for _ in range(_BATCH):

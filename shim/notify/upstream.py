@@ -10,6 +10,11 @@ and each kind of failure is logged once.
 
 A connected socket matters: for an unconnected unix datagram socket, poll() reports only
 the sender's own buffer, so waiting for room at the peer would spin.
+
+The relay asks ``has_room`` before it reads the container's next datagrams: when the host
+falls behind, the backlog stays in the container's socket (and then in the container,
+whose sends wait), instead of overflowing here. Messages are dropped only when the shim's
+own queue is full, which the relay never lets happen.
 """
 
 from __future__ import annotations
@@ -21,6 +26,7 @@ import os
 import _socket
 
 QUEUE_LIMIT = 1024  # messages waiting for room at the host before new ones are dropped
+RELAY_ROOM = QUEUE_LIMIT // 4  # the relay reads from the container only below this backlog
 
 
 def socket_address(notify_socket: str) -> str | bytes:
@@ -37,6 +43,7 @@ class Upstream:
         # import of collections would cost the start-up path a millisecond.
         self._queue: list[tuple[bytes | None, int | None]] = []
         self._wakeup = None  # a trio.Event while run() waits for work
+        self._room = None  # a trio.Event while the relay waits for the backlog to shrink
         self._warned: set[str] = set()
         self.sent = 0
         self.dropped = 0
@@ -54,6 +61,17 @@ class Upstream:
         if not self._queue and self._try_send(message):
             return
         self._enqueue(message, None)
+
+    def has_room(self) -> bool:
+        return len(self._queue) < RELAY_ROOM
+
+    async def wait_for_room(self) -> None:
+        """Until the backlog is below RELAY_ROOM (the relay's backpressure)."""
+        import trio
+
+        while not self.has_room():
+            self._room = trio.Event()
+            await self._room.wait()
 
     def barrier(self, fd: int) -> None:
         """Close ``fd`` once every message queued before it went out."""
@@ -107,6 +125,9 @@ class Upstream:
                 self._queue.pop(0)
             else:
                 await trio.lowlevel.wait_writable(self._sock)
+            if self._room is not None and self.has_room():
+                self._room.set()
+                self._room = None
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self._warned:

@@ -116,3 +116,27 @@ def test_upstream_bounded_queue(tmp_path, capfd):
     assert up.dropped > 0
     assert capfd.readouterr().err.count("no room") == 1
     up.close()
+
+
+async def test_relay_backpressure_waits_for_the_backlog(tmp_path):
+    from shim.notify.upstream import RELAY_ROOM
+
+    sock, path = listener(tmp_path)
+    up = Upstream(path, Diagnostics())
+    while up.has_room():  # fill the host's queue, then the shim's, to the relay's limit
+        up.send(b"WATCHDOG=1")
+    assert up.dropped == 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(up.run)
+
+        async def host_reads():
+            while True:
+                await trio.lowlevel.wait_readable(sock)
+                sock.recv(100)
+
+        nursery.start_soon(host_reads)
+        with trio.fail_after(5):
+            await up.wait_for_room()
+        assert up.has_room() and len(up._queue) < RELAY_ROOM
+        nursery.cancel_scope.cancel()
+    up.close()
