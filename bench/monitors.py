@@ -37,15 +37,10 @@ def wait_pid_exit(pid: int, timeout: float = 30) -> int:
         os.close(fd)
 
 
-class ShimRun:
-    def __init__(self, env, runtime: str, bundle: str, *flags: str, stdout=subprocess.PIPE, extra_env=None) -> None:
-        self.container_id = env.new_id("shim")
-        self.runtime = runtime
-        argv = [*env.shim, "run", "-b", bundle, "-r", runtime, "--state-dir", env.state_dir(), *flags,
-                self.container_id]
-        self.started = now_ns()
-        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
-                                     env={**os.environ, **(extra_env or {})})
+class _Child:
+    """A monitor the driver started itself (its child), with the payload's stdout."""
+
+    proc: subprocess.Popen
 
     @property
     def pid(self) -> int:
@@ -55,10 +50,21 @@ class ShimRun:
         return self.proc.stdout.readline()
 
     def stop(self, signum: int = signal.SIGTERM) -> int:
-        """Send the signal, return the time the shim was gone (ns)."""
+        """Send the signal, return the time (ns) the monitor was gone."""
         os.kill(self.proc.pid, signum)
         self.proc.wait()
         return now_ns()
+
+
+class ShimRun(_Child):
+    def __init__(self, env, runtime: str, bundle: str, *flags: str, stdout=subprocess.PIPE, extra_env=None) -> None:
+        self.container_id = env.new_id("shim")
+        self.runtime = runtime
+        argv = [*env.shim, "run", "-b", bundle, "-r", runtime, "--state-dir", env.state_dir(), *flags,
+                self.container_id]
+        self.started = now_ns()
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=stdout, stderr=subprocess.PIPE,
+                                     env={**os.environ, **(extra_env or {})})
 
     def finish(self) -> None:
         """Leave nothing behind, even after a failed measurement: a stop, then a kill."""
@@ -158,24 +164,12 @@ class ConmonRun:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
-class HostRun:
+class HostRun(_Child):
     """A peer init (tini, catatonit, dumb-init) or nothing, with the payload as its child."""
 
     def __init__(self, monitor: list[str], payload: list[str]) -> None:
         self.proc = subprocess.Popen([*monitor, *payload], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                                      stderr=subprocess.DEVNULL)
-
-    @property
-    def pid(self) -> int:
-        return self.proc.pid
-
-    def readline(self) -> bytes:
-        return self.proc.stdout.readline()
-
-    def stop(self, signum: int = signal.SIGTERM) -> int:
-        os.kill(self.proc.pid, signum)
-        self.proc.wait()
-        return now_ns()
 
     def finish(self) -> None:
         if self.proc.poll() is None:

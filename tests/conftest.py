@@ -63,26 +63,33 @@ def runc(runtime_scratch) -> str:
     return path
 
 
-def _harness(runtime: str, rootfs: str, tmp_path) -> ShimHarness:
-    return ShimHarness(runtime, rootfs, str(tmp_path))
+def _checked_harness(runtime: str, rootfs: str, tmp_path):
+    harness = ShimHarness(runtime, rootfs, str(tmp_path))
+    yield harness
+    problems = harness.leftovers()
+    assert not problems, "left behind: " + "; ".join(problems)
 
 
 @pytest.fixture
 def shim(runtime, busybox_rootfs, tmp_path):
     """The shim on each runtime (runc, crun); fails the test if anything was left behind."""
-    harness = _harness(runtime, busybox_rootfs, tmp_path)
-    yield harness
-    problems = harness.leftovers()
-    assert not problems, "left behind: " + "; ".join(problems)
+    yield from _checked_harness(runtime, busybox_rootfs, tmp_path)
 
 
 @pytest.fixture
 def shim_runc(runc, busybox_rootfs, tmp_path):
     """The shim on runc only, for tests about the shim rather than the runtime."""
-    harness = _harness(runc, busybox_rootfs, tmp_path)
-    yield harness
-    problems = harness.leftovers()
-    assert not problems, "left behind: " + "; ".join(problems)
+    yield from _checked_harness(runc, busybox_rootfs, tmp_path)
+
+
+@pytest.fixture
+def listener(tmp_path):
+    """A host-side NOTIFY_SOCKET that records raw datagrams and their senders."""
+    from tests.helpers.notify_listener import NotifyListener
+
+    listener = NotifyListener(str(tmp_path / "host-notify.sock"))
+    yield listener
+    listener.close()
 
 
 # On CI every test must run: HOST-NOTES lists what works there, so a skip means a broken

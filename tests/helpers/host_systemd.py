@@ -26,32 +26,25 @@ RUNTIME_DIR = "/run/user/0"
 # PID 1 of the new namespaces: private mounts, a fresh /proc and /run, the cgroup
 # hierarchies mounted again (the cgroup namespace makes the subtree their root), then the
 # manager. A user manager refuses to be PID 1, so this shell stays PID 1.
-_INNER_HYBRID = """
+_INNER = """
 set -e
 mount --make-rprivate /
 mount -t proc proc /proc
 mount -t tmpfs -o mode=755 tmpfs /run
 mkdir -p /run/systemd/system {runtime_dir} && chmod 700 {runtime_dir}
+{cgroups}
+export XDG_RUNTIME_DIR={runtime_dir}
+{manager} --user --log-target=console --log-level=notice &
+wait
+"""
+_CGROUPS_HYBRID = """
 mount -t tmpfs -o mode=755 cgroup_root /sys/fs/cgroup
 for h in {controllers}; do mkdir -p /sys/fs/cgroup/$h && mount -t cgroup -o $h cgroup /sys/fs/cgroup/$h; done
 mkdir -p /sys/fs/cgroup/systemd /sys/fs/cgroup/unified
 mount -t cgroup -o none,name=systemd cgroup /sys/fs/cgroup/systemd
 mount -t cgroup2 cgroup2 /sys/fs/cgroup/unified
-export XDG_RUNTIME_DIR={runtime_dir}
-{manager} --user --log-target=console --log-level=notice &
-wait
 """
-_INNER_UNIFIED = """
-set -e
-mount --make-rprivate /
-mount -t proc proc /proc
-mount -t tmpfs -o mode=755 tmpfs /run
-mkdir -p /run/systemd/system {runtime_dir} && chmod 700 {runtime_dir}
-mount -t cgroup2 cgroup2 /sys/fs/cgroup
-export XDG_RUNTIME_DIR={runtime_dir}
-{manager} --user --log-target=console --log-level=notice &
-wait
-"""
+_CGROUPS_UNIFIED = "mount -t cgroup2 cgroup2 /sys/fs/cgroup"
 
 
 def cgroup_layout() -> str | None:
@@ -96,10 +89,11 @@ class HostSystemd:
                 for knob in ("cpuset.cpus", "cpuset.mems"):
                     with open(f"{CGROUP_ROOT}/cpuset/{knob}") as src, open(f"{self._cgroup(h)}/{knob}", "w") as dst:
                         dst.write(src.read())
-        template = _INNER_HYBRID if self.layout == "hybrid" else _INNER_UNIFIED
+        cgroups = (_CGROUPS_HYBRID.format(controllers=" ".join(V1_CONTROLLERS)) if self.layout == "hybrid"
+                   else _CGROUPS_UNIFIED)
         inner = os.path.join(self.workdir, "host-systemd-init.sh")
         with open(inner, "w") as f:
-            f.write(template.format(runtime_dir=RUNTIME_DIR, controllers=" ".join(V1_CONTROLLERS), manager=MANAGER))
+            f.write(_INNER.format(runtime_dir=RUNTIME_DIR, cgroups=cgroups, manager=MANAGER))
         enter = " ".join(f"echo $$ > {self._cgroup(h)}/cgroup.procs;" for h in self.hierarchies)
         log = open(os.path.join(self.workdir, "host-systemd.log"), "wb")
         # The launcher moves itself into the subtree first, then becomes the namespaces'

@@ -12,16 +12,8 @@ import psutil
 import pytest
 
 from tests.helpers.harness import wait_for_file
-from tests.helpers.notify_listener import NotifyListener
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture
-def listener(tmp_path):
-    listener = NotifyListener(str(tmp_path / "host-notify.sock"))
-    yield listener
-    listener.close()
 
 
 def notify_env(listener) -> dict:
