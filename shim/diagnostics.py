@@ -1,8 +1,11 @@
 """The shim's own messages on stderr: one line each, prefixed ``shim: ``.
 
 A small object passed to whoever needs it (no global logger): the level comes from
-``--log-level``, and the failure that ends a run is printed by ``main``, never here, so a
-failed run prints exactly one line.
+``--log-level``, and the failure that ends a run is printed by ``main``, not here.
+
+While trio runs, a reader of stderr that stopped reading must not freeze the shim: the
+supervisor switches the messages to a never-blocking writer (see shim.stdio.sink), and a
+line that does not fit is dropped.
 """
 
 from __future__ import annotations
@@ -16,6 +19,11 @@ class Diagnostics:
     def __init__(self, level: str = "warning", fd: int = 2) -> None:
         self._threshold = LEVELS[level]
         self._fd = fd
+        self._writer = None  # a shim.stdio.sink.Writer while trio runs
+
+    def use_writer(self, writer) -> None:
+        """Write through ``writer`` (None: back to plain writes to the fd)."""
+        self._writer = writer
 
     def enabled(self, level: str) -> bool:
         return LEVELS[level] <= self._threshold
@@ -26,9 +34,12 @@ class Diagnostics:
         prefix = "shim: " if level in ("error", "info") else f"shim: {level}: "
         line = (prefix + " ".join(message.splitlines()) + "\n").encode("utf-8", "replace")
         try:
-            os.write(self._fd, line)
+            if self._writer is not None:
+                self._writer.try_write(line)
+            else:
+                os.write(self._fd, line)
         except OSError:
-            pass  # nowhere left to complain to
+            pass  # no room (dropped rather than block), or nowhere left to complain to
 
     def error(self, message: str) -> None:
         self._emit("error", message)

@@ -96,7 +96,9 @@ def conmon_round(env, runtime, rootfs, listener):
     add_container_socket(config, f"{directory}/notify")  # conmon binds <bundle>/notify/notify.sock
     write_config(directory, config)
     os.makedirs(f"{directory}/notify")  # podman makes it; conmon only binds in it
-    made = prepare_systemd_cgroup(cgroup) if cgroup else []
+    made: list[str] = []
+    if cgroup:
+        prepare_systemd_cgroup(cgroup, made)
     try:
         began = run.start()
         ready = wait_ready(listener, began)

@@ -49,7 +49,9 @@ def parse_activation(env: dict[str, str], own_pid: int, fd_limit: int) -> Activa
         raise ShimError(f"LISTEN_PID={pid_text!r} is not a pid")
     if int(pid_text) != own_pid:
         return None
-    count_text = env.get("LISTEN_FDS", "")
+    count_text = env.get("LISTEN_FDS")
+    if count_text is None:
+        return None  # sd_listen_fds(): no LISTEN_FDS, no fds
     if not count_text.isascii() or not count_text.isdigit() or int(count_text) <= 0:
         raise ShimError(f"LISTEN_FDS={count_text!r} is not a positive integer")
     count = int(count_text)

@@ -2,7 +2,9 @@
 
 The shim checks what it relies on, so that a broken bundle fails with a line that names the
 file and the field, before any runtime state exists: ``process.args`` (a non-empty list of
-strings), ``root.path``, and ``process.terminal`` (the shim relays pipes; it has no console).
+strings), ``process.env``, ``root.path``, ``process.terminal`` (the shim relays pipes; it
+has no console), and the shapes of ``mounts``, ``linux.namespaces`` and the user
+namespace's id mappings, which the shim reads and edits.
 """
 
 from __future__ import annotations
@@ -21,10 +23,6 @@ class Bundle:
     def __init__(self, directory: str, config: dict) -> None:
         self.directory = directory
         self.config = config
-
-    @property
-    def config_path(self) -> str:
-        return os.path.join(self.directory, "config.json")
 
     @property
     def args(self) -> list[str]:
@@ -84,10 +82,29 @@ def parse_config(raw: bytes, source: str) -> dict:
     root = config.get("root")
     if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
         raise ShimError(f"{source}: invalid configuration: root.path must be a non-empty string")
-    for field in ("mounts",):
-        if field in config and not isinstance(config[field], list):
-            raise ShimError(f"{source}: invalid configuration: {field} must be a list")
+    _check_list_of_objects(config, "mounts", config.get("mounts"), source, required="destination")
     linux = config.get("linux", {})
     if not isinstance(linux, dict):
         raise ShimError(f"{source}: invalid configuration: linux must be an object")
+    _check_list_of_objects(config, "linux.namespaces", linux.get("namespaces"), source, required="type")
+    for field in ("uidMappings", "gidMappings"):
+        mappings = linux.get(field)
+        _check_list_of_objects(config, f"linux.{field}", mappings, source)
+        for m in mappings or []:
+            if not all(isinstance(m.get(k), int) and not isinstance(m.get(k), bool)
+                       for k in ("containerID", "hostID", "size")):
+                raise ShimError(f"{source}: invalid configuration: linux.{field} entries need integer "
+                                "containerID, hostID and size")
+    annotations = config.get("annotations")
+    if annotations is not None and not isinstance(annotations, dict):
+        raise ShimError(f"{source}: invalid configuration: annotations must be an object")
     return config
+
+
+def _check_list_of_objects(config: dict, name: str, value, source: str, required: str | None = None) -> None:
+    if value is None:
+        return
+    if not isinstance(value, list) or not all(isinstance(item, dict) for item in value):
+        raise ShimError(f"{source}: invalid configuration: {name} must be a list of objects")
+    if required and not all(isinstance(item.get(required), str) for item in value):
+        raise ShimError(f"{source}: invalid configuration: every entry of {name} needs a string {required}")

@@ -33,7 +33,10 @@ command cannot be executed, 127 when it is not found.
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     try:
-        return dispatch(argv)
+        try:
+            return dispatch(argv)
+        except BaseExceptionGroup as group:  # from trio's nursery: say what went wrong inside
+            raise first_leaf(group) from group
     except ShimError as e:
         _say(f"shim: {e.message}")
         return e.exit_code
@@ -50,6 +53,13 @@ def main(argv: list[str] | None = None) -> int:
             traceback.print_exc()
         _say(f"shim: internal error: {type(e).__name__}: {e} (set SHIM_DEBUG=1 for a traceback)")
         return SHIM_FAILED
+
+
+def first_leaf(group: BaseExceptionGroup) -> BaseException:
+    """The first exception that is not a group, for a one-line report."""
+    while isinstance(group, BaseExceptionGroup):
+        group = group.exceptions[0]
+    return group
 
 
 def main_and_exit() -> None:

@@ -14,6 +14,7 @@ from shim.lifecycle import startup
 from shim.lifecycle.plan import NOTIFY_DIRECTORY, make_plan, render_bytes
 from shim.process.exit_status import SIGNAL_EXIT_OFFSET, describe, exit_code
 from shim.process.reaper import Reaper
+from shim.process.spawn import close_all
 from shim.process.subreaper import set_subreaper
 from shim.runtime.command import RuntimeCommand
 from shim.runtime.invoke import Runtime
@@ -29,12 +30,13 @@ def run(options, env: dict[str, str]) -> int:
     diagnostics = Diagnostics(options.log_level)
     plan = plan_run(options, env)
     runtime_path = locate_runtime(options.runtime, env)
+    reaper = Reaper()
     stop = take_pending_stop_request()
     if stop is not None:
         diagnostics.info(f"{signal_name(stop)} before the container was created: nothing to do")
+        report_exit(options, SIGNAL_EXIT_OFFSET + stop, reaper, env, diagnostics)
         return SIGNAL_EXIT_OFFSET + stop
     set_subreaper(True)
-    reaper = Reaper()
     state = StateDir.claim(options.state_dir or default_state_root(os.geteuid(), env), options.container_id)
     try:
         runtime = Runtime(RuntimeCommand(runtime_path, options.runtime_args, state.file("runtime.log")),
@@ -85,7 +87,7 @@ class HostSide:
             if systemd_cgroup is not None:
                 from shim.systemd.cgroups import prepare_systemd_cgroup
 
-                host_side._made_cgroups = prepare_systemd_cgroup(systemd_cgroup)
+                prepare_systemd_cgroup(systemd_cgroup, host_side._made_cgroups)
             write_atomic(state.file("config.json"), render_bytes(config), 0o600)
         except BaseException:
             host_side.close()
@@ -103,10 +105,17 @@ class HostSide:
 
 def check_output_paths(options, env: dict[str, str]) -> None:
     """Flags naming places to write or run must be usable before anything starts."""
-    if options.exit_dir is not None and not os.path.isdir(options.exit_dir):
-        raise ShimError(f"--exit-dir {options.exit_dir}: no such directory")
-    if options.pid_file is not None and not os.path.isdir(os.path.dirname(options.pid_file)):
-        raise ShimError(f"--pid-file {options.pid_file}: its directory does not exist")
+    if options.exit_dir is not None:
+        if not os.path.isdir(options.exit_dir):
+            raise ShimError(f"--exit-dir {options.exit_dir}: no such directory")
+        if not os.access(options.exit_dir, os.W_OK | os.X_OK):
+            raise ShimError(f"--exit-dir {options.exit_dir}: not writable")
+    if options.pid_file is not None:
+        directory = os.path.dirname(options.pid_file)
+        if not os.path.isdir(directory):
+            raise ShimError(f"--pid-file {options.pid_file}: its directory does not exist")
+        if not os.access(directory, os.W_OK | os.X_OK):
+            raise ShimError(f"--pid-file {options.pid_file}: its directory is not writable")
     if options.exit_command is not None:
         found = find_executable(options.exit_command, env.get("PATH", ""))
         if found is None:
@@ -117,10 +126,8 @@ def check_output_paths(options, env: dict[str, str]) -> None:
 def delete_leftover(runtime: Runtime, container_id: str, diagnostics) -> None:
     """The last shim of this ID died without cleaning up (SIGKILL, a watchdog's SIGABRT):
     its container is ours to remove, so that this run (often a restart) can create it."""
-    result = runtime.run_blocking(runtime.command.delete(container_id))
-    if result.ok:
+    if startup.remove_container(runtime, container_id).ok:
         diagnostics.warning(f"removed container {container_id}, left behind by a shim that died")
-    runtime.reaper.reap()
 
 
 def open_notify(plan, state: StateDir, diagnostics):
@@ -132,7 +139,12 @@ def open_notify(plan, state: StateDir, diagnostics):
 
     notify = NotifySession(plan.notify_mode, plan.host_notify_socket, diagnostics)
     if plan.notify_mode == CONTAINER:
-        notify.open_container_socket(state.file(NOTIFY_DIRECTORY), container_root_ids(plan.config))
+        directory = state.file(NOTIFY_DIRECTORY)
+        try:
+            notify.open_container_socket(directory, container_root_ids(plan.config))
+        except OSError as e:
+            notify.close()
+            raise ShimError(f"notify socket in {directory}: {e.strerror}") from None
     return notify
 
 
@@ -148,9 +160,9 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
             diagnostics.info(f"{signal_name(stop)} before start: deleting container {container.id} unstarted")
             return SIGNAL_EXIT_OFFSET + stop
         startup.start_container(runtime, container)
-        close_passed_fds(plan.passed_fds)  # the container has them now
+        close_all(plan.passed_fds)  # the container has them now
         if options.pid_file:  # once the payload runs, so the file means "running"
-            write_atomic(options.pid_file, str(container.init_pid).encode())
+            write_or_warn(options.pid_file, str(container.init_pid), diagnostics)
         if notify is not None:
             notify.container_started(container.init_pid)
         diagnostics.info(
@@ -168,27 +180,37 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
             remove_quietly(options.pid_file)
 
 
-def close_passed_fds(fds: tuple[int, ...]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-
-
 def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -> int:
-    """Hand over to trio, imported only now that the container runs."""
-    from shim.process.scheduling import at_idle_priority
+    """Route signals at once, then hand over to trio, imported only now that the container
+    runs. If supervision fails, the container is killed and deleted all the same."""
+    from shim.signals.router import Handoff, SignalRouter
+    from shim.stdio.sink import NONBLOCKING, SOCKET, Writer
 
-    # The container is starting now, as busy as the shim: it goes first (see scheduling).
-    trio = at_idle_priority(lambda: __import__("trio"))
+    handoff = Handoff()
+    router = SignalRouter(container.pidfd, handoff, on_forward_error=lambda signum, e: diagnostics.warning(
+        f"could not forward {signal_name(signum)} to the container: {e.strerror}"))
+    stderr = Writer.open(2)
+    diagnostics.use_writer(stderr if stderr.kind in (NONBLOCKING, SOCKET) else None)
+    router.start()
+    try:
+        from shim.process.scheduling import at_idle_priority
 
-    from shim.lifecycle.supervise import Supervisor
-    from shim.signals.stop_sequence import StopSequence
+        # The container is starting now, as busy as the shim: it goes first (see scheduling).
+        trio = at_idle_priority(lambda: __import__("trio"))
 
-    stop = StopSequence(plan.stop_signal, options.stop_timeout, signals_ready=not plan.waits_for_signals_level)
-    supervisor = Supervisor(runtime, container, stop, diagnostics, notify)
-    status = trio.run(supervisor.run)
+        from shim.lifecycle.supervise import Supervisor
+        from shim.signals.stop_sequence import StopSequence
+
+        stop = StopSequence(plan.stop_signal, options.stop_timeout, signals_ready=not plan.waits_for_signals_level)
+        supervisor = Supervisor(runtime, container, stop, diagnostics, handoff, notify)
+        status = trio.run(supervisor.run)
+    except BaseException:
+        startup.delete_blocking(runtime, container, diagnostics)
+        raise
+    finally:
+        router.stop()
+        diagnostics.use_writer(None)
+        stderr.close()
     diagnostics.info(
         f"container {container.id} {describe(status)} after {supervisor.ran_for:.2f} s; output drained, "
         f"container deleted and {runtime.reaper.orphans_reaped} orphans reaped in {supervisor.cleanup_took * 1000:.0f} ms")
@@ -198,9 +220,18 @@ def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -
 def report_exit(options, exit_status: int, reaper: Reaper, env: dict[str, str], diagnostics) -> None:
     """The exit file, then the exit command: the container is gone."""
     if options.exit_dir is not None:
-        write_atomic(os.path.join(options.exit_dir, options.container_id), str(exit_status).encode())
+        write_or_warn(os.path.join(options.exit_dir, options.container_id), str(exit_status), diagnostics)
     if options.exit_command is not None:
         run_exit_command(options, reaper, env, diagnostics)
+
+
+def write_or_warn(path: str, text: str, diagnostics) -> None:
+    """Files written while or after the container ran: a failure (the directory checked at
+    the start went away, a full disk) costs the file, not the container's exit status."""
+    try:
+        write_atomic(path, text.encode())
+    except OSError as e:
+        diagnostics.warning(f"could not write {path}: {e.strerror}")
 
 
 def run_exit_command(options, reaper: Reaper, env: dict[str, str], diagnostics) -> None:

@@ -10,20 +10,15 @@ from __future__ import annotations
 import os
 import time
 
+import _signal  # not signal: see shim/signals/catalog.py
+
 from shim.errors import SHIM_FAILED, ShimError
 from shim.lifecycle.container import Container
 from shim.runtime.command import classify_create_failure, mentions_existing_container, one_line
 from shim.runtime.invoke import Runtime
+from shim.signals.catalog import SIGKILL
 
 PID_FILE_NAME = "pidfile"
-
-
-class StopBeforeStart(Exception):
-    """A stop request arrived before the container's payload ran."""
-
-    def __init__(self, signum: int) -> None:
-        super().__init__(signum)
-        self.signum = signum
 
 
 def create_container(runtime: Runtime, container_id: str, bundle_dir: str, pid_file: str,
@@ -62,8 +57,7 @@ def create_container(runtime: Runtime, container_id: str, bundle_dir: str, pid_f
         os.close(stdout_r)
         os.close(stderr_r)
         if created:  # created, but unusable: leave no runtime state behind
-            runtime.run_blocking(runtime.command.delete(container_id))
-            runtime.reaper.reap()
+            remove_container(runtime, container_id)
         raise
     container = Container(container_id, init_pid, pidfd, stdout_r, stderr_r, own_pid_namespace)
     container.create_took = time.monotonic() - started
@@ -82,12 +76,30 @@ def start_container(runtime: Runtime, container: Container) -> None:
     container.start_took = container.running_since - started
 
 
+def remove_container(runtime: Runtime, container_id: str, pidfd: int | None = None,
+                     init_pid: int | None = None):
+    """Remove a container outside supervision, the one way: SIGKILL its init (when the
+    shim holds its pidfd; the runtime's delete may fail, and an init left waiting on its
+    exec fifo would never exit), ``runtime delete --force``, then reap what is left."""
+    if pidfd is not None:
+        try:
+            _signal.pidfd_send_signal(pidfd, SIGKILL)
+        except ProcessLookupError:
+            pass
+    result = runtime.run_blocking(runtime.command.delete(container_id))
+    if init_pid is not None and runtime.reaper.is_expected(init_pid):
+        runtime.reaper.wait_blocking(init_pid)
+    runtime.reaper.reap()
+    return result
+
+
 def delete_blocking(runtime: Runtime, container: Container, diagnostics) -> None:
-    """Remove a container that never ran (start failed or was cancelled) and reap it."""
-    result = runtime.run_blocking(runtime.command.delete(container.id))
-    if not result.ok:
-        diagnostics.warning(f"{runtime.name} could not delete container {container.id}: {result.error_text()}")
-    runtime.reaper.wait_blocking(container.init_pid)
+    """Remove a container whose supervision never began (start failed, a stop came
+    first) or broke down."""
+    result = remove_container(runtime, container.id, container.pidfd, container.init_pid)
+    text = result.error_text()
+    if not result.ok and "not exist" not in text and "no such" not in text.lower():
+        diagnostics.warning(f"{runtime.name} could not delete container {container.id}: {text}")
 
 
 def _create_failure(runtime: Runtime, container_id: str, message: str, status: int) -> ShimError:

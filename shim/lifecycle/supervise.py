@@ -16,7 +16,7 @@ import trio
 from shim.lifecycle.container import Container
 from shim.runtime.invoke import Runtime
 from shim.signals.catalog import signal_name
-from shim.signals.router import SignalRouter
+from shim.signals.router import CHILD_EXITED, STOP_REQUESTED, Handoff
 from shim.signals.stop_sequence import StopSequence
 from shim.stdio.relay import relay
 from shim.stdio.sink import Sink
@@ -33,34 +33,32 @@ class Supervisor:
     """Everything one container's supervision needs, and the tasks that use it."""
 
     def __init__(self, runtime: Runtime, container: Container, stop: StopSequence, diagnostics,
-                 notify=None) -> None:
+                 handoff: Handoff, notify=None) -> None:
         self.runtime = runtime
         self.container = container
         self.stop = stop
         self.diagnostics = diagnostics
+        self.handoff = handoff
         self.notify = notify
         self._events_tx, self._events_rx = trio.open_memory_channel(math.inf)
         self.ran_for = 0.0  # seconds from `runtime start` to the init's exit
         self.cleanup_took = 0.0  # seconds from the init's exit to nothing left
 
     async def run(self) -> int:
-        """Supervise until the container is gone; return its init's wait status."""
-        token = trio.lowlevel.current_trio_token()
-        router = SignalRouter(
-            self.container.pidfd,
-            on_stop_request=lambda signum: token.run_sync_soon(self._events_tx.send_nowait, ("request", signum)),
-            on_child_exit=lambda: token.run_sync_soon(self.runtime.reaper.reap),
-            on_forward_error=lambda signum, e: self.diagnostics.warning(
-                f"could not forward {signal_name(signum)} to the container: {e.strerror}"),
-        )
-        with router:
+        """Supervise until the container is gone; return its init's wait status.
+
+        The signal router already runs (it started with the container); its events reach
+        this run through the handoff from now on.
+        """
+        self.handoff.attach(trio.lowlevel.current_trio_token(), self._on_router_event)
+        try:
             async with trio.open_nursery() as nursery:
                 output_done = trio.Event()
                 nursery.start_soon(self._relay_output, output_done)
                 nursery.start_soon(self._run_stop_sequence)
                 if self.notify is not None:
                     nursery.start_soon(self.notify.run, self.signals_ready)
-                self.runtime.reaper.reap()  # children that exited before the router ran
+                self.runtime.reaper.reap()  # children that exited before trio ran
                 status = await self.runtime.reaper.wait(self.container.init_pid)
                 exited = time.monotonic()
                 with trio.CancelScope(shield=True):
@@ -68,7 +66,15 @@ class Supervisor:
                 nursery.cancel_scope.cancel()
                 self.ran_for = exited - self.container.running_since
                 self.cleanup_took = time.monotonic() - exited
+        finally:
+            self.handoff.detach()
         return status
+
+    def _on_router_event(self, event: tuple) -> None:
+        if event[0] == CHILD_EXITED:
+            self.runtime.reaper.reap()
+        elif event[0] == STOP_REQUESTED:
+            self._events_tx.send_nowait(("request", event[1]))
 
     def signals_ready(self) -> None:
         """The payload's systemd accepts signals now (``X_SYSTEMD_SIGNALS_LEVEL=2``)."""
@@ -81,7 +87,10 @@ class Supervisor:
                 nursery.start_soon(relay, self.container.stdout_fd, sinks[0])
                 nursery.start_soon(relay, self.container.stderr_fd, sinks[1])
         finally:
-            for sink in sinks:
+            for name, sink in zip(("stdout", "stderr"), sinks):
+                if sink.error is not None:
+                    self.diagnostics.warning(f"writing the container's {name} failed ({sink.error.strerror}); "
+                                             "the rest of it was dropped")
                 sink.close()
             done.set()
 

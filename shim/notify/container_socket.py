@@ -17,6 +17,7 @@ import sys
 import _socket as socket  # the C module behind socket: see upstream.py
 
 from shim.notify.protocol import NOTIFY_BUFFER_MAX, judge
+from shim.process.spawn import close_all
 
 CONTAINER_DIRECTORY = "/run/notify"
 SOCKET_NAME = "notify.sock"
@@ -64,8 +65,6 @@ class ContainerNotifySocket:
             self.sock.setsockopt(socket.SOL_SOCKET, SO_RCVBUFFORCE, _RECEIVE_BUFFER)
         except OSError:
             self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, _RECEIVE_BUFFER)
-        self.received = 0
-        self.rejected_senders = 0
 
     def close(self) -> None:
         self.sock.close()
@@ -86,14 +85,12 @@ class ContainerNotifySocket:
                         NOTIFY_BUFFER_MAX, _ANCILLARY_SPACE, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
                 except BlockingIOError:
                     break
-                self.received += 1
                 fds, pid = _unpack(ancillary)
                 truncated = bool(flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC))
                 if pid not in verified:
                     verified[pid] = is_container_process(pid)
                 if not verified[pid]:
-                    self.rejected_senders += 1
-                    _close_all(fds)
+                    close_all(fds)
                     if debug:
                         diagnostics.debug(f"notify: dropped a datagram from pid {pid}, not a process of the container")
                     continue
@@ -107,7 +104,8 @@ class ContainerNotifySocket:
                     on_signals_ready()
                 if verdict.barrier:
                     upstream.barrier(fds.pop())
-                _close_all(fds)
+                close_all(fds)
+                fds.clear()
             await trio.lowlevel.checkpoint()
 
 
@@ -125,11 +123,3 @@ def _unpack(ancillary) -> tuple[list[int], int]:
             pid = int.from_bytes(data[0:4], sys.byteorder, signed=True)  # struct ucred
     return fds, pid
 
-
-def _close_all(fds: list[int]) -> None:
-    for fd in fds:
-        try:
-            os.close(fd)
-        except OSError:
-            pass
-    fds.clear()

@@ -63,6 +63,10 @@ class Reaper:
     def expect(self, pid: int) -> None:
         self._table.expect(pid)
 
+    def is_expected(self, pid: int) -> bool:
+        """True until the status of an expected pid has been claimed."""
+        return self._table.is_expected(pid)
+
     def reap(self) -> bool:
         """Reap every child that has exited, without blocking.
 

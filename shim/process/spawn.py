@@ -75,5 +75,14 @@ def spawn(argv: list[str], *, env: dict[str, str], stdin: int, stdout: int, stde
             os.close(fd)
 
 
+def close_all(fds) -> None:
+    """Close fds the shim no longer needs (handed over, or received and refused)."""
+    for fd in fds:
+        try:
+            os.close(fd)
+        except OSError:
+            pass
+
+
 def open_devnull() -> int:
     return os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)

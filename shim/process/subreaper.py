@@ -10,7 +10,6 @@ from __future__ import annotations
 import os
 
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>
-PR_GET_CHILD_SUBREAPER = 37
 
 
 def _prctl():
@@ -28,11 +27,3 @@ def set_subreaper(enabled: bool) -> None:
         errno = ctypes.get_errno()
         raise OSError(errno, f"prctl(PR_SET_CHILD_SUBREAPER): {os.strerror(errno)}")
 
-
-def is_subreaper() -> bool:
-    ctypes, prctl = _prctl()
-    flag = ctypes.c_int(0)
-    if prctl(PR_GET_CHILD_SUBREAPER, ctypes.byref(flag), 0, 0, 0) != 0:
-        errno = ctypes.get_errno()
-        raise OSError(errno, f"prctl(PR_GET_CHILD_SUBREAPER): {os.strerror(errno)}")
-    return bool(flag.value)

@@ -44,9 +44,6 @@ class RuntimeCommand:
     def delete(self, container_id: str) -> list[str]:
         return self._prefix() + ["delete", "--force", container_id]
 
-    def state(self, container_id: str) -> list[str]:
-        return self._prefix() + ["state", container_id]
-
 
 def _mentions_flag(args: list[str], flag: str) -> bool:
     return any(a == flag or a.startswith(flag + "=") for a in args)

@@ -4,7 +4,9 @@ All routed signals are blocked in every thread from the first line of ``shim run
 none can kill the shim during start-up and none is lost: they stay pending until this
 thread takes them with ``sigwaitinfo``. Forwarded signals go straight to the container's
 init from here with ``pidfd_send_signal`` (a recycled pid can never be hit); stop requests
-and SIGCHLD are handed to trio through the callbacks.
+and SIGCHLD are handed to trio through a ``Handoff``. The router starts as soon as the
+container runs, before trio is even imported: forwarded signals go out at once, and what
+trio must handle waits in the handoff until trio runs.
 
 Why a thread and not trio's ``open_signal_receiver``: a Python-level handler coalesces
 repeated signals (CPython keeps one "tripped" flag per signal number), so a burst of queued
@@ -30,19 +32,56 @@ from shim.signals.catalog import forwarded_signals, routed_signals
 _WAKE_SIGNAL = signal.SIGCHLD
 
 
+CHILD_EXITED = "child-exited"
+STOP_REQUESTED = "stop-requested"
+
+
+class Handoff:
+    """Events from the router thread to trio's thread: kept until trio runs (``attach``),
+    then passed on with ``run_sync_soon``, the one trio call that is safe from a thread."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: list[tuple] = []
+        self._token = None
+        self._deliver = None
+
+    def post(self, event: tuple) -> None:
+        """From the router thread."""
+        with self._lock:
+            if self._token is None:
+                self._pending.append(event)
+                return
+            token, deliver = self._token, self._deliver
+        try:
+            token.run_sync_soon(deliver, event)
+        except RuntimeError:  # trio.RunFinishedError: the run is over, nobody to tell
+            pass
+
+    def attach(self, token, deliver) -> None:
+        """From trio's thread, once it runs: deliver what waited, then pass on."""
+        with self._lock:
+            pending, self._pending = self._pending, []
+            self._token, self._deliver = token, deliver
+        for event in pending:
+            deliver(event)
+
+    def detach(self) -> None:
+        with self._lock:
+            self._token = self._deliver = None
+
+
 class SignalRouter:
     """Owns the router thread between ``start`` and ``stop``."""
 
-    def __init__(self, pidfd: int, on_stop_request, on_child_exit, on_forward_error) -> None:
+    def __init__(self, pidfd: int, handoff: Handoff, on_forward_error) -> None:
         self._pidfd = pidfd
-        self._on_stop_request = on_stop_request
-        self._on_child_exit = on_child_exit
+        self._handoff = handoff
         self._on_forward_error = on_forward_error
         self._forwarded = forwarded_signals()
         self._routed = routed_signals()
         self._closing = False
         self._thread: threading.Thread | None = None
-        self.forwarded_count = 0
 
     def start(self) -> None:
         self._thread = threading.Thread(target=self._run, name="shim-signal-router", daemon=True)
@@ -72,9 +111,9 @@ class SignalRouter:
             if signum in self._forwarded:
                 self._forward(signum)
             elif signum == signal.SIGCHLD:
-                self._on_child_exit()
+                self._handoff.post((CHILD_EXITED,))
             else:
-                self._on_stop_request(signum)
+                self._handoff.post((STOP_REQUESTED, signum))
 
     def _forward(self, signum: int) -> None:
         try:
@@ -83,5 +122,3 @@ class SignalRouter:
             pass  # the init is gone; the reaper will notice
         except OSError as e:
             self._on_forward_error(signum, e)
-        else:
-            self.forwarded_count += 1

@@ -7,7 +7,12 @@ to a consumer that stopped reading must not freeze the shim's stop timers. So:
 - a pipe, FIFO or terminal is reopened through ``/proc/self/fd/N``: a new open file
   description of the same object, whose O_NONBLOCK is the shim's alone;
 - a socket (systemd's journal stream) is written with ``MSG_DONTWAIT`` per call;
-- a regular file or /dev/null is written as is (such writes do not wait on a reader).
+- a regular file or /dev/null is written as is (such writes do not wait on a reader);
+- anything else (a terminal the shim may not reopen, say after ``sudo -u``) is written
+  from a worker thread, so only that thread waits.
+A write that fails for good (EPIPE, EIO from a hung-up terminal, ENOSPC...) marks the sink
+broken: the container's output is still drained, and dropped, so the container never
+blocks on a full pipe.
 """
 
 from __future__ import annotations
@@ -16,68 +21,96 @@ import errno
 import os
 import stat
 
+DIRECT, NONBLOCKING, SOCKET, THREAD = "direct", "nonblocking", "socket", "thread"
 
-class Sink:
-    """A writer for one of the shim's stdio fds; ``await write_all(data)``."""
 
-    def __init__(self, fd: int, owned: bool, send=None) -> None:
+class Writer:
+    """A never-blocking (or thread-written) way to one of the shim's stdio fds."""
+
+    def __init__(self, fd: int, kind: str, owned: bool = False, sock=None) -> None:
         self.fd = fd
+        self.kind = kind
         self._owned = owned
-        self._send = send  # socket.send with MSG_DONTWAIT, for sockets
-        self.broken = False  # the reader went away (EPIPE): further output is dropped
+        self._sock = sock
 
     @classmethod
-    def open(cls, fd: int) -> "Sink":
+    def open(cls, fd: int) -> "Writer":
         try:
             mode = os.fstat(fd).st_mode
         except OSError:
-            return cls(fd, owned=False)
+            return cls(fd, DIRECT)
+        if stat.S_ISREG(mode) or stat.S_ISCHR(mode) and _is_devnull(fd):
+            return cls(fd, DIRECT)
         if stat.S_ISSOCK(mode):
-            import socket
+            import _socket
 
-            sock = socket.socket(fileno=os.dup(fd))
-            return cls(sock.fileno(), owned=False, send=_SocketSender(sock))
+            sock = _socket.socket(fileno=os.dup(fd))
+            return cls(sock.fileno(), SOCKET, sock=sock)
         if stat.S_ISFIFO(mode) or stat.S_ISCHR(mode):
             try:
                 flags = os.O_WRONLY | os.O_NONBLOCK | os.O_CLOEXEC | os.O_NOCTTY
-                return cls(os.open(f"/proc/self/fd/{fd}", flags), owned=True)
+                return cls(os.open(f"/proc/self/fd/{fd}", flags), NONBLOCKING, owned=True)
             except OSError:
                 pass
-        return cls(fd, owned=False)
+        return cls(fd, THREAD)
+
+    def try_write(self, data) -> int:
+        """Write what fits now; raises BlockingIOError when nothing does (never blocks,
+        except for DIRECT and THREAD kinds, whose writes are blocking by nature)."""
+        if self._sock is not None:
+            import _socket
+
+            return self._sock.send(data, _socket.MSG_DONTWAIT | _socket.MSG_NOSIGNAL)
+        return os.write(self.fd, data)
+
+    def close(self) -> None:
+        if self._sock is not None:
+            self._sock.close()
+        elif self._owned:
+            os.close(self.fd)
+
+
+def _is_devnull(fd: int) -> bool:
+    try:
+        return os.path.samestat(os.fstat(fd), os.stat(os.devnull))
+    except OSError:
+        return False
+
+
+class Sink:
+    """Where one of the container's streams goes; ``await write_all(data)``."""
+
+    def __init__(self, writer: Writer) -> None:
+        self.writer = writer
+        self.error: OSError | None = None  # set once a write failed for good
+
+    @classmethod
+    def open(cls, fd: int) -> "Sink":
+        return cls(Writer.open(fd))
+
+    @property
+    def broken(self) -> bool:
+        return self.error is not None
 
     async def write_all(self, data: bytes) -> None:
         import trio
 
         view = memoryview(data)
-        while view and not self.broken:
+        while view and self.error is None:
             try:
-                written = self._send(view) if self._send else os.write(self.fd, view)
+                if self.writer.kind == THREAD:
+                    written = await trio.to_thread.run_sync(os.write, self.writer.fd, view, abandon_on_cancel=True)
+                else:
+                    written = self.writer.try_write(view)
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.fd)
+                await trio.lowlevel.wait_writable(self.writer.fd)
                 continue
             except OSError as e:
-                if e.errno in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
-                    self.broken = True
-                    return
-                raise
+                if e.errno == errno.EINTR:
+                    continue
+                self.error = e
+                return
             view = view[written:]
 
     def close(self) -> None:
-        if self._send is not None:
-            self._send.close()
-        elif self._owned:
-            os.close(self.fd)
-
-
-class _SocketSender:
-    def __init__(self, sock) -> None:
-        import socket
-
-        self._sock = sock
-        self._flags = socket.MSG_DONTWAIT | socket.MSG_NOSIGNAL
-
-    def __call__(self, view) -> int:
-        return self._sock.send(view, self._flags)
-
-    def close(self) -> None:
-        self._sock.close()
+        self.writer.close()

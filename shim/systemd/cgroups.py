@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 
+from shim.errors import ShimError
 from shim.systemd.config import CGROUP_ROOT, HYBRID, LEGACY, UNIFIED
 
 
@@ -15,18 +16,22 @@ def host_cgroup_layout() -> str:
     return LEGACY
 
 
-def prepare_systemd_cgroup(path: str) -> list[str]:
+def prepare_systemd_cgroup(path: str, made: list[str]) -> None:
     """Make sure ``<name=systemd>/<path>`` exists before create, whichever runtime creates
-    the container's cgroups and whenever it mounts them. Returns the directories the shim
-    created, deepest first, to remove once the runtime deleted the container."""
-    created = []
+    the container's cgroups and whenever it mounts them. Each directory the shim creates
+    goes into ``made`` at once (deepest first), to be removed once the runtime deleted the
+    container, even if a deeper mkdir fails."""
+    missing = []
     directory = f"{CGROUP_ROOT}/systemd{path.rstrip('/')}"
     while not os.path.isdir(directory):
-        created.append(directory)
+        missing.append(directory)
         directory = os.path.dirname(directory)
-    for d in reversed(created):
-        os.mkdir(d)
-    return created
+    for d in reversed(missing):
+        try:
+            os.mkdir(d)
+        except OSError as e:
+            raise ShimError(f"cgroup {d}: cannot create: {e.strerror}") from None
+        made.insert(0, d)
 
 
 def remove_cgroups(directories: list[str]) -> None:

@@ -171,3 +171,14 @@ def test_a_new_shim_cleans_up_after_a_killed_one(shim):
     assert f"removed container {container_id}, left behind by a shim that died" in second.stderr.decode()
     # the first shim's init was re-parented to the test process (a subreaper): reap it
     os.waitpid(init, 0)
+
+
+def test_output_that_cannot_be_written_is_dropped_not_fatal(shim):
+    """stdout on a full disk (/dev/full): the container still runs to its end, its status
+    is reported, and nothing is left behind."""
+    with open("/dev/full", "wb") as full:
+        proc = subprocess.run(shim.argv(shim.bundle(["/bin/sh", "-c", "echo hello; sleep 0.2; echo bye; exit 4"]),
+                                        shim.new_id()),
+                              stdout=full, stderr=subprocess.PIPE, timeout=60)
+    assert proc.returncode == 4
+    assert b"writing the container's stdout failed (No space left on device)" in proc.stderr

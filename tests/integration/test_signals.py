@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -201,3 +203,21 @@ def _wait_exists(path, timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(path)
         time.sleep(0.005)
+
+
+def test_a_stop_pending_at_exec_is_a_stop_before_create(shim_runc, tmp_path):
+    """A SIGTERM that reached the shim before its first instruction (blocked and pending
+    across exec) neither kills it nor starts anything: exit 143, an exit file, and the exit
+    command, as for any container that is gone."""
+    exits = tmp_path / "exits"
+    exits.mkdir()
+    container_id = shim_runc.new_id()
+    argv = shim_runc.argv(shim_runc.bundle(["/bin/sh", "-c", "touch /never"]), container_id,
+                          "--exit-dir", str(exits), "--exit-command", "/bin/sh",
+                          "--exit-command-arg", "-c", "--exit-command-arg", f"echo ran > {tmp_path / 'exit-command'}")
+    launcher = ("import os, signal, sys; signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGTERM}); "
+                "os.kill(os.getpid(), signal.SIGTERM); os.execv(sys.argv[1], sys.argv[1:])")
+    proc = subprocess.run([sys.executable, "-c", launcher, *argv], capture_output=True, timeout=60)
+    assert proc.returncode == 143, proc.stderr
+    assert (exits / container_id).read_bytes() == b"143"
+    assert (tmp_path / "exit-command").read_text() == "ran\n"

@@ -14,6 +14,7 @@ def test_not_for_us_is_ignored():
     assert parse_activation({"LISTEN_FDS": "2"}, ME, 1024) is None  # no LISTEN_PID
     assert parse_activation({"LISTEN_PID": "1", "LISTEN_FDS": "2"}, ME, 1024) is None
     assert parse_activation({"LISTEN_PID": "1", "LISTEN_FDS": "garbage"}, ME, 1024) is None
+    assert parse_activation({"LISTEN_PID": str(ME)}, ME, 1024) is None  # as sd_listen_fds(): 0 fds
 
 
 def test_for_us():
@@ -23,7 +24,7 @@ def test_for_us():
 
 @pytest.mark.parametrize("env, fragment", [
     ({"LISTEN_PID": str(ME), "LISTEN_FDS": "x"}, "LISTEN_FDS='x' is not a positive integer"),
-    ({"LISTEN_PID": str(ME)}, "LISTEN_FDS='' is not a positive integer"),
+    ({"LISTEN_PID": str(ME), "LISTEN_FDS": ""}, "LISTEN_FDS='' is not a positive integer"),
     ({"LISTEN_PID": str(ME), "LISTEN_FDS": "0"}, "not a positive integer"),
     ({"LISTEN_PID": str(ME), "LISTEN_FDS": "²"}, "not a positive integer"),
     ({"LISTEN_PID": str(ME), "LISTEN_FDS": "1022"}, "beyond the fd limit (1024)"),

@@ -36,7 +36,13 @@ def test_good_config():
     (b'{"process": {"args": ["sh"], "env": "A=1"}, "root": {"path": "r"}}', "process.env must be a list"),
     (b'{"process": {"args": ["sh"], "terminal": true}, "root": {"path": "r"}}', "process.terminal is true"),
     (b'{"process": {"args": ["sh"]}}', "root.path must be a non-empty string"),
-    (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "mounts": {}}', "mounts must be a list"),
+    (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "mounts": {}}', "mounts must be a list of objects"),
+    (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "mounts": [1]}', "mounts must be a list of objects"),
+    (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "mounts": [{}]}', "every entry of mounts needs a string destination"),
+    (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "linux": {"namespaces": "pid"}}', "linux.namespaces must be a list"),
+    (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "linux": {"namespaces": [{"type": 1}]}}', "needs a string type"),
+    (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "linux": {"uidMappings": [{"containerID": "0"}]}}', "integer containerID"),
+    (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "annotations": []}', "annotations must be an object"),
     (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "linux": []}', "linux must be an object"),
 ])
 def test_bad_configs_name_file_and_field(raw, fragment):

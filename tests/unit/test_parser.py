@@ -71,3 +71,11 @@ def test_help_lists_every_flag():
     for option in OPTIONS:
         assert f"--{option.long}" in text
     assert "(repeatable)" in text
+
+
+def test_exception_groups_report_their_first_real_error():
+    from shim.cli.app import first_leaf
+
+    inner = ValueError("the real problem")
+    group = BaseExceptionGroup("outer", [ExceptionGroup("inner", [inner, KeyError("x")])])
+    assert first_leaf(group) is inner

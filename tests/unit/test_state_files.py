@@ -44,10 +44,46 @@ def test_second_claim_while_held_fails(tmp_path):
 
 def test_stale_directory_is_reclaimed(tmp_path):
     os.makedirs(tmp_path / "c1" / "notify")
+    os.chmod(tmp_path / "c1", 0o700)
+    (tmp_path / "c1" / "lock").write_text("")
     (tmp_path / "c1" / "config.json").write_text("{}")
     state = StateDir.claim(str(tmp_path), "c1")
+    assert state.reclaimed
     assert sorted(os.listdir(state.path)) == ["lock"]
     state.release()
+
+
+@pytest.mark.parametrize("make", ["plain directory", "no lock", "symlink", "file", "wrong mode"])
+def test_what_is_not_a_state_directory_is_never_touched(tmp_path, make):
+    """--state-dir /srv with the ID 'data' must not empty /srv/data."""
+    victim = tmp_path / "data"
+    target = tmp_path / "elsewhere"
+    target.mkdir()
+    (target / "precious").write_text("keep me")
+    if make == "symlink":
+        victim.symlink_to(target)
+    elif make == "file":
+        victim.write_text("keep me")
+    else:
+        victim.mkdir(mode=0o755 if make == "wrong mode" else 0o700)
+        os.chmod(victim, 0o755 if make == "wrong mode" else 0o700)
+        (victim / "precious").write_text("keep me")
+        if make == "wrong mode":
+            (victim / "lock").write_text("")
+    with pytest.raises(ShimError, match="is not a shim state directory"):
+        StateDir.claim(str(tmp_path), "data")
+    assert (target / "precious").read_text() == "keep me"
+    if make != "symlink" and make != "file":
+        assert (victim / "precious").read_text() == "keep me"
+
+
+def test_release_frees_the_id_at_once(tmp_path):
+    state = StateDir.claim(str(tmp_path), "c1")
+    state.release()
+    again = StateDir.claim(str(tmp_path), "c1")  # a restart
+    assert not again.reclaimed
+    again.release()
+    assert os.listdir(tmp_path) == []
 
 
 def test_default_roots():
@@ -57,13 +93,10 @@ def test_default_roots():
         default_state_root(1000, {})
 
 
-def test_reclaim_is_reported():
-    import tempfile
-
-    root = tempfile.mkdtemp()
-    fresh = StateDir.claim(root, "c1")
+def test_reclaim_is_reported(tmp_path):
+    fresh = StateDir.claim(str(tmp_path), "c1")
     assert not fresh.reclaimed
-    fresh._lock_fd and os.close(fresh._lock_fd)  # the owner dies without releasing
-    stale = StateDir.claim(root, "c1")
+    os.close(fresh._lock_fd)  # the owner dies without releasing
+    stale = StateDir.claim(str(tmp_path), "c1")
     assert stale.reclaimed
     stale.release()
