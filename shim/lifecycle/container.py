@@ -2,6 +2,17 @@
 
 from __future__ import annotations
 
+import _signal  # not signal: see shim/signals/catalog.py
+
+
+def signal_init(pidfd: int, signum: int) -> None:
+    """Signal a container's init through its pidfd (a recycled pid can never be hit); an
+    init that is already gone is not an error: the reaper will tell."""
+    try:
+        _signal.pidfd_send_signal(pidfd, signum)
+    except ProcessLookupError:
+        pass
+
 
 class Container:
     """A created container: its init's pid and pidfd, and the read ends of its output."""
@@ -20,3 +31,6 @@ class Container:
         self.create_took = 0.0  # seconds `runtime create` took
         self.start_took = 0.0  # seconds `runtime start` took
         self.running_since = 0.0  # time.monotonic() when start returned
+
+    def signal(self, signum: int) -> None:
+        signal_init(self.pidfd, signum)

@@ -3,7 +3,6 @@ before anything starts, then rendered into the effective configuration."""
 
 from __future__ import annotations
 
-
 from shim.bundle.config import Bundle
 from shim.bundle.effective import rebase_on
 from shim.bundle.json_lite import copy, dumps

@@ -202,7 +202,7 @@ def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -
         from shim.signals.stop_sequence import StopSequence
 
         stop = StopSequence(plan.stop_signal, options.stop_timeout, signals_ready=not plan.waits_for_signals_level)
-        supervisor = Supervisor(runtime, container, stop, diagnostics, handoff, notify)
+        supervisor = Supervisor(runtime, container, stop, diagnostics, handoff, stderr, notify)
         status = trio.run(supervisor.run)
     except BaseException:
         startup.delete_blocking(runtime, container, diagnostics)

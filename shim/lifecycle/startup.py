@@ -10,10 +10,8 @@ from __future__ import annotations
 import os
 import time
 
-import _signal  # not signal: see shim/signals/catalog.py
-
 from shim.errors import SHIM_FAILED, ShimError
-from shim.lifecycle.container import Container
+from shim.lifecycle.container import Container, signal_init
 from shim.runtime.command import classify_create_failure, mentions_existing_container, one_line
 from shim.runtime.invoke import Runtime
 from shim.signals.catalog import SIGKILL
@@ -82,10 +80,7 @@ def remove_container(runtime: Runtime, container_id: str, pidfd: int | None = No
     shim holds its pidfd; the runtime's delete may fail, and an init left waiting on its
     exec fifo would never exit), ``runtime delete --force``, then reap what is left."""
     if pidfd is not None:
-        try:
-            _signal.pidfd_send_signal(pidfd, SIGKILL)
-        except ProcessLookupError:
-            pass
+        signal_init(pidfd, SIGKILL)
     result = runtime.run_blocking(runtime.command.delete(container_id))
     if init_pid is not None and runtime.reaper.is_expected(init_pid):
         runtime.reaper.wait_blocking(init_pid)

@@ -19,7 +19,7 @@ from shim.signals.catalog import signal_name
 from shim.signals.router import CHILD_EXITED, STOP_REQUESTED, Handoff
 from shim.signals.stop_sequence import StopSequence
 from shim.stdio.relay import relay
-from shim.stdio.sink import Sink
+from shim.stdio.sink import Sink, Writer
 
 # After the init exits, how long the rest of the output may take to arrive. Output only
 # stays open this long if a process outside the container holds the pipe, or if whoever
@@ -33,12 +33,13 @@ class Supervisor:
     """Everything one container's supervision needs, and the tasks that use it."""
 
     def __init__(self, runtime: Runtime, container: Container, stop: StopSequence, diagnostics,
-                 handoff: Handoff, notify=None) -> None:
+                 handoff: Handoff, stderr: Writer, notify=None) -> None:
         self.runtime = runtime
         self.container = container
         self.stop = stop
         self.diagnostics = diagnostics
         self.handoff = handoff
+        self.stderr = stderr  # the shim's stderr, shared with its own messages; the caller closes it
         self.notify = notify
         self._events_tx, self._events_rx = trio.open_memory_channel(math.inf)
         self.ran_for = 0.0  # seconds from `runtime start` to the init's exit
@@ -81,7 +82,7 @@ class Supervisor:
         self._events_tx.send_nowait(("signals_ready",))
 
     async def _relay_output(self, done: trio.Event) -> None:
-        sinks = [Sink.open(1), Sink.open(2)]
+        sinks = [Sink.open(1), Sink(self.stderr)]
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(relay, self.container.stdout_fd, sinks[0])
@@ -91,7 +92,7 @@ class Supervisor:
                 if sink.error is not None:
                     self.diagnostics.warning(f"writing the container's {name} failed ({sink.error.strerror}); "
                                              "the rest of it was dropped")
-                sink.close()
+            sinks[0].close()
             done.set()
 
     async def _run_stop_sequence(self) -> None:
@@ -119,18 +120,12 @@ class Supervisor:
             if self.notify is not None:
                 self.notify.stopping()
         elif kind == "send":
-            self._signal_init(action[1])
+            self.container.signal(action[1])
         elif kind == "kill_all":
             self.diagnostics.info(f"killing every process of container {self.container.id}")
-            self._signal_init(signal.SIGKILL)
+            self.container.signal(signal.SIGKILL)
             if not self.container.own_pid_namespace:
                 await self._kill_leftovers()
-
-    def _signal_init(self, signum: int) -> None:
-        try:
-            signal.pidfd_send_signal(self.container.pidfd, signum)
-        except ProcessLookupError:
-            pass
 
     async def _kill_leftovers(self) -> None:
         # Without its own pid namespace, the container's other processes outlive its init
