@@ -15,16 +15,18 @@ def signal_init(pidfd: int, signum: int) -> None:
 
 
 class Container:
-    """A created container: its init's pid and pidfd, and the read ends of its output."""
+    """A created container: its init's pid and pidfd, and the shim's ends of its stdio
+    (None where the container's fd is not a pipe of the shim's)."""
 
-    __slots__ = ("id", "init_pid", "pidfd", "stdout_fd", "stderr_fd", "own_pid_namespace",
+    __slots__ = ("id", "init_pid", "pidfd", "stdin_fd", "stdout_fd", "stderr_fd", "own_pid_namespace",
                  "create_took", "start_took", "running_since")
 
-    def __init__(self, id: str, init_pid: int, pidfd: int, stdout_fd: int, stderr_fd: int,
-                 own_pid_namespace: bool) -> None:
+    def __init__(self, id: str, init_pid: int, pidfd: int, stdout_fd: int | None, stderr_fd: int | None,
+                 own_pid_namespace: bool, stdin_fd: int | None = None) -> None:
         self.id = id
         self.init_pid = init_pid
         self.pidfd = pidfd
+        self.stdin_fd = stdin_fd
         self.stdout_fd = stdout_fd
         self.stderr_fd = stderr_fd
         self.own_pid_namespace = own_pid_namespace

@@ -11,30 +11,35 @@ from shim.bundle.config import load_bundle
 from shim.diagnostics import Diagnostics
 from shim.errors import ShimError
 from shim.lifecycle import startup
+from shim.lifecycle.exit import run_exit_command, write_or_warn
 from shim.lifecycle.plan import NOTIFY_DIRECTORY, make_plan, render_bytes
 from shim.process.exit_status import SIGNAL_EXIT_OFFSET, describe, exit_code
 from shim.process.reaper import Reaper
 from shim.process.spawn import close_all
 from shim.process.subreaper import set_subreaper
 from shim.runtime.command import RuntimeCommand
-from shim.runtime.invoke import Runtime
+from shim.runtime.invoke import Runtime, runtime_environment
 from shim.runtime.locate import find_executable, locate_runtime
 from shim.signals.catalog import signal_name
 from shim.signals.mask import take_pending_stop_request
 from shim.state.files import remove_quietly, write_atomic
 from shim.state.statedir import StateDir, default_state_root
 
+# shim run is the container's only keeper: it starts it, deletes it, and ends what it left.
+RUN_STDIO = startup.StdioPlan(stdin=startup.INHERIT, stdout=startup.PIPE, stderr=startup.PIPE)
+
 
 def run(options, env: dict[str, str]) -> int:
     """Run the container; return the shim's exit code. Raises ShimError on failure."""
     diagnostics = Diagnostics(options.log_level)
+    exit_command = check_output_paths(options, env)
     plan = plan_run(options, env)
     runtime_path = locate_runtime(options.runtime, env)
     reaper = Reaper()
     stop = take_pending_stop_request()
     if stop is not None:
         diagnostics.info(f"{signal_name(stop)} before the container was created: nothing to do")
-        report_exit(options, SIGNAL_EXIT_OFFSET + stop, reaper, env, diagnostics)
+        report_exit(options, exit_command, SIGNAL_EXIT_OFFSET + stop, reaper, env, diagnostics)
         return SIGNAL_EXIT_OFFSET + stop
     set_subreaper(True)
     state = StateDir.claim(options.state_dir or default_state_root(os.geteuid(), env), options.container_id)
@@ -50,13 +55,12 @@ def run(options, env: dict[str, str]) -> int:
             host_side.close()
     finally:
         state.release()
-    report_exit(options, exit_status, reaper, env, diagnostics)
+    report_exit(options, exit_command, exit_status, reaper, env, diagnostics)
     return exit_status
 
 
 def plan_run(options, env: dict[str, str]):
     """Everything checked and decided before any runtime state exists."""
-    check_output_paths(options, env)
     bundle = load_bundle(options.bundle)
     plan = make_plan(bundle, options, env, os.getpid())
     if plan.activation is not None:
@@ -103,8 +107,9 @@ class HostSide:
             remove_cgroups(self._made_cgroups)
 
 
-def check_output_paths(options, env: dict[str, str]) -> None:
-    """Flags naming places to write or run must be usable before anything starts."""
+def check_output_paths(options, env: dict[str, str]) -> str | None:
+    """Flags naming places to write or run must be usable before anything starts; returns
+    the exit command's absolute path."""
     if options.exit_dir is not None:
         if not os.path.isdir(options.exit_dir):
             raise ShimError(f"--exit-dir {options.exit_dir}: no such directory")
@@ -120,7 +125,8 @@ def check_output_paths(options, env: dict[str, str]) -> None:
         found = find_executable(options.exit_command, env.get("PATH", ""))
         if found is None:
             raise ShimError(f"--exit-command {options.exit_command}: not found or not executable")
-        options.exit_command = found
+        return found
+    return None
 
 
 def delete_leftover(runtime: Runtime, container_id: str, diagnostics) -> None:
@@ -150,9 +156,10 @@ def open_notify(plan, state: StateDir, diagnostics):
 
 def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diagnostics) -> int:
     """Create, start, supervise; the container is deleted whatever happens."""
-    container = startup.create_container(runtime, options.container_id, state.path,
-                                         state.file(startup.PID_FILE_NAME), plan.own_pid_namespace,
-                                         keep_fds=plan.passed_fds)
+    pid_file = state.file(startup.PID_FILE_NAME)
+    argv = runtime.command.create(options.container_id, state.path, pid_file, preserve_fds=len(plan.passed_fds))
+    container = startup.create_container(runtime, options.container_id, argv, pid_file, RUN_STDIO,
+                                         plan.own_pid_namespace, keep_fds=plan.passed_fds)
     supervised = False
     try:
         stop = take_pending_stop_request()
@@ -181,77 +188,43 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
 
 
 def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -> int:
-    """Route signals at once, then hand over to trio, imported only now that the container
-    runs. If supervision fails, the container is killed and deleted all the same."""
-    from shim.signals.router import Handoff, SignalRouter
+    """Hand over to the shared supervision. If it fails, the container is killed and
+    deleted all the same."""
+    from shim.lifecycle.supervise import RUN_DRAIN_TIMEOUT, Ending, supervise as supervise_container
     from shim.stdio.sink import NONBLOCKING, SOCKET, Writer
 
-    handoff = Handoff()
-    router = SignalRouter(container.pidfd, handoff, on_forward_error=lambda signum, e: diagnostics.warning(
-        f"could not forward {signal_name(signum)} to the container: {e.strerror}"))
     stderr = Writer.open(2)
     diagnostics.use_writer(stderr if stderr.kind in (NONBLOCKING, SOCKET) else None)
-    router.start()
-    try:
-        from shim.process.scheduling import at_idle_priority
 
-        # The container is starting now, as busy as the shim: it goes first (see scheduling).
-        trio = at_idle_priority(lambda: __import__("trio"))
-
+    def make_supervisor(handoff):
         from shim.lifecycle.supervise import Supervisor
         from shim.signals.stop_sequence import StopSequence
+        from shim.stdio.output import Output
+        from shim.stdio.sink import OwnStdio
 
         stop = StopSequence(plan.stop_signal, options.stop_timeout, signals_ready=not plan.waits_for_signals_level)
-        supervisor = Supervisor(runtime, container, stop, diagnostics, handoff, stderr, notify)
-        status = trio.run(supervisor.run)
+        ending = Ending(kill_leftovers=True, delete=True, drain_timeout=RUN_DRAIN_TIMEOUT, reap_all=True)
+        return Supervisor(runtime, container, diagnostics, handoff, Output([OwnStdio(stderr, diagnostics)]),
+                          ending, stop=stop, notify=notify)
+
+    try:
+        outcome = supervise_container(runtime, container, diagnostics, make_supervisor)
     except BaseException:
         startup.delete_blocking(runtime, container, diagnostics)
         raise
     finally:
-        router.stop()
         diagnostics.use_writer(None)
         stderr.close()
     diagnostics.info(
-        f"container {container.id} {describe(status)} after {supervisor.ran_for:.2f} s; output drained, "
-        f"container deleted and {runtime.reaper.orphans_reaped} orphans reaped in {supervisor.cleanup_took * 1000:.0f} ms")
-    return status
+        f"container {container.id} {describe(outcome.status)} after {outcome.ran_for:.2f} s; output drained, "
+        f"container deleted and {runtime.reaper.orphans_reaped} orphans reaped in {outcome.cleanup_took * 1000:.0f} ms")
+    return outcome.status
 
 
-def report_exit(options, exit_status: int, reaper: Reaper, env: dict[str, str], diagnostics) -> None:
+def report_exit(options, exit_command: str | None, exit_status: int, reaper: Reaper, env: dict[str, str],
+                diagnostics) -> None:
     """The exit file, then the exit command: the container is gone."""
     if options.exit_dir is not None:
         write_or_warn(os.path.join(options.exit_dir, options.container_id), str(exit_status), diagnostics)
-    if options.exit_command is not None:
-        run_exit_command(options, reaper, env, diagnostics)
-
-
-def write_or_warn(path: str, text: str, diagnostics) -> None:
-    """Files written while or after the container ran: a failure (the directory checked at
-    the start went away, a full disk) costs the file, not the container's exit status."""
-    try:
-        write_atomic(path, text.encode())
-    except OSError as e:
-        diagnostics.warning(f"could not write {path}: {e.strerror}")
-
-
-def run_exit_command(options, reaper: Reaper, env: dict[str, str], diagnostics) -> None:
-    """Run ``--exit-command`` and wait for it, as conmon does.
-
-    The shim stops being a subreaper first, so that what the command leaves running
-    (podman's cleanup may start helpers) is not tied to the shim's exit.
-    """
-    from shim.process.spawn import spawn
-    from shim.runtime.invoke import runtime_environment
-
-    set_subreaper(False)
-    argv = [options.exit_command, *options.exit_command_args]
-    try:
-        pid = spawn(argv, env=runtime_environment(env), stdin=0, stdout=1, stderr=2)
-    except OSError as e:
-        diagnostics.warning(f"exit command {options.exit_command}: cannot execute: {e.strerror}")
-        return
-    reaper.expect(pid)
-    status = reaper.wait_blocking(pid)
-    if status != 0:
-        diagnostics.warning(f"exit command {options.exit_command} {describe(status)}")
-    reaper.reap()
+    if exit_command is not None:
+        run_exit_command([exit_command, *options.exit_command_args], runtime_environment(env), reaper, diagnostics)

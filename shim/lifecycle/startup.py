@@ -1,8 +1,11 @@
-"""Start-up: from a checked bundle to a running container, before trio is imported.
+"""Start-up: from a checked bundle to a created container, before trio is imported.
 
-``import trio`` costs about 100 ms; the container's start must not wait for it. Everything
-here is plain system calls, and the one reaper waits with blocking ``waitpid`` on the pids
-it spawned. Signals stay blocked (pending) throughout, so none is lost or kills the shim.
+``import trio`` costs tens of milliseconds; the container's start must not wait for it.
+Everything here is plain system calls, and the one reaper waits with blocking ``waitpid``
+on the pids it spawned. Signals stay blocked (pending) throughout, so none is lost or kills
+the shim. Both fronts create containers here: ``shim run`` and the conmon-compatible one
+differ only in the runtime's argv and in how the container's fds 0-2 are wired
+(``StdioPlan``).
 """
 
 from __future__ import annotations
@@ -18,46 +21,115 @@ from shim.signals.catalog import SIGKILL
 
 PID_FILE_NAME = "pidfile"
 
+# How each of the container's fds 0, 1, 2 is wired.
+INHERIT = "inherit"  # the shim's own fd, handed straight through
+PIPE = "pipe"  # a pipe; the shim keeps the other end
+NULL = "null"  # /dev/null
 
-def create_container(runtime: Runtime, container_id: str, bundle_dir: str, pid_file: str,
-                     own_pid_namespace: bool, keep_fds: tuple[int, ...] = ()) -> Container:
-    """``runtime create``: the container exists, its init waits for ``start``.
 
-    The container's stdout and stderr are pipes whose read ends the shim keeps; the write
-    ends go to the runtime, which hands them to the container.
+class StdioPlan:
+    """A front's choice for the container's stdin, stdout and stderr (pure)."""
+
+    __slots__ = ("stdin", "stdout", "stderr")
+
+    def __init__(self, stdin: str, stdout: str, stderr: str) -> None:
+        self.stdin = stdin
+        self.stdout = stdout
+        self.stderr = stderr
+
+
+class CreateFailed(ShimError):
+    """``runtime create`` (or exec, restore) failed; ``runtime_text`` is its own words,
+    unabridged, for an engine that reports them itself."""
+
+    def __init__(self, message: str, exit_code: int, runtime_text: str) -> None:
+        super().__init__(message, exit_code)
+        self.runtime_text = runtime_text
+
+
+class _Stdio:
+    """The fds of one ``StdioPlan``: three for the runtime, and the shim's ends."""
+
+    def __init__(self, plan: StdioPlan) -> None:
+        self.child: list[int] = []
+        self._child_owned: list[int] = []
+        self.stdin_w = self.stdout_r = self.stderr_r = None
+        try:
+            for target, mode in enumerate((plan.stdin, plan.stdout, plan.stderr)):
+                if mode == INHERIT:
+                    self.child.append(target)
+                elif mode == NULL:
+                    fd = os.open(os.devnull, (os.O_RDONLY if target == 0 else os.O_WRONLY) | os.O_CLOEXEC)
+                    self._child_owned.append(fd)
+                    self.child.append(fd)
+                elif target == 0:
+                    read_end, self.stdin_w = os.pipe()
+                    self._child_owned.append(read_end)
+                    self.child.append(read_end)
+                else:
+                    read_end, write_end = os.pipe()
+                    if target == 1:
+                        self.stdout_r = read_end
+                    else:
+                        self.stderr_r = read_end
+                    self._child_owned.append(write_end)
+                    self.child.append(write_end)
+        except BaseException:
+            self.close_child_ends()
+            self.close_ours()
+            raise
+
+    def close_child_ends(self) -> None:
+        """The runtime has them now (or failed to start)."""
+        for fd in self._child_owned:
+            os.close(fd)
+        self._child_owned = []
+
+    def close_ours(self) -> None:
+        for fd in (self.stdin_w, self.stdout_r, self.stderr_r):
+            if fd is not None:
+                os.close(fd)
+        self.stdin_w = self.stdout_r = self.stderr_r = None
+
+
+def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_file: str,
+                     stdio: StdioPlan, own_pid_namespace: bool, keep_fds: tuple[int, ...] = ()) -> Container:
+    """Run ``argv`` (the runtime's ``create``, or ``restore``/``exec --detach``) and return
+    the container whose init it left waiting (or running), re-parented to the shim.
+
+    The runtime passes its own fds 0-2 on to the container; ``keep_fds`` reach it at the
+    same numbers. On failure nothing is left behind: no runtime state, no fd.
     """
-    stdout_r, stdout_w = os.pipe()
-    stderr_r, stderr_w = os.pipe()
-    argv = runtime.command.create(container_id, bundle_dir, pid_file, preserve_fds=len(keep_fds))
+    fds = _Stdio(stdio)
     log_offset = runtime.log_offset()
     started = time.monotonic()
     created = False
     try:
         try:
-            pid = runtime.spawn(argv, stdin=0, stdout=stdout_w, stderr=stderr_w, keep_fds=keep_fds)
+            pid = runtime.spawn(argv, stdin=fds.child[0], stdout=fds.child[1], stderr=fds.child[2], keep_fds=keep_fds)
         except OSError as e:
-            raise ShimError(f"runtime {runtime.command.path}: cannot execute: {e.strerror}") from None
+            raise CreateFailed(f"runtime {runtime.command.path}: cannot execute: {e.strerror}",
+                               SHIM_FAILED, f"{runtime.command.path}: {e.strerror}") from None
         finally:
-            os.close(stdout_w)
-            os.close(stderr_w)
+            fds.close_child_ends()
         status = runtime.reaper.wait_blocking(pid)
         if status != 0:
-            # On failure create's stderr holds only the runtime's words (no payload ran).
-            message = runtime.logged_error_since(log_offset) or _read_available(stderr_r)
-            raise _create_failure(runtime, container_id, message, status)
+            # On failure its stderr holds only the runtime's words (no payload ran).
+            raw = _read_available(fds.stderr_r) if fds.stderr_r is not None else ""
+            raise _create_failure(runtime, container_id, runtime.logged_error_since(log_offset) or raw, raw, status)
         created = True
         init_pid = _read_pid_file(pid_file, runtime.name)
-        # The init is our child now (re-parented when create exited) and is not reaped
+        # The init is our child now (re-parented when the runtime exited) and is not reaped
         # until we say so, so its pid cannot be recycled before pidfd_open.
         pidfd = os.pidfd_open(init_pid)
         runtime.reaper.expect(init_pid)
     except BaseException:
-        os.close(stdout_r)
-        os.close(stderr_r)
+        fds.close_ours()
         if created:  # created, but unusable: leave no runtime state behind
             remove_container(runtime, container_id)
         raise
-    container = Container(container_id, init_pid, pidfd, stdout_r, stderr_r, own_pid_namespace)
+    container = Container(container_id, init_pid, pidfd, fds.stdout_r, fds.stderr_r, own_pid_namespace,
+                          stdin_fd=fds.stdin_w)
     container.create_took = time.monotonic() - started
     return container
 
@@ -97,13 +169,14 @@ def delete_blocking(runtime: Runtime, container: Container, diagnostics) -> None
         diagnostics.warning(f"{runtime.name} could not delete container {container.id}: {text}")
 
 
-def _create_failure(runtime: Runtime, container_id: str, message: str, status: int) -> ShimError:
+def _create_failure(runtime: Runtime, container_id: str, message: str, raw: str, status: int) -> CreateFailed:
     text = one_line(message) if message.strip() else \
         f"exited with status {os.waitstatus_to_exitcode(status)} and no message"
     if mentions_existing_container(text):
-        return ShimError(f"container ID {container_id} is already in use ({runtime.name}: {text})", SHIM_FAILED)
-    return ShimError(f"{runtime.name} could not create container {container_id}: {text}",
-                     classify_create_failure(text))
+        return CreateFailed(f"container ID {container_id} is already in use ({runtime.name}: {text})",
+                            SHIM_FAILED, raw or text)
+    return CreateFailed(f"{runtime.name} could not create container {container_id}: {text}",
+                        classify_create_failure(text), raw or text)
 
 
 def _read_available(fd: int) -> str:

@@ -1,101 +1,168 @@
 """Supervision: the container runs; forward, relay and reap until it is gone.
 
-This is the only part of a run that needs trio. One nursery owns every task of the
-container: the output relays, the stop sequence, and the wait for the init; the signal
-router thread lives exactly as long as that nursery.
+This is the only part of a container's life that needs trio, and both fronts share it.
+One nursery owns every task of the container: the output relays, the stop sequence, the
+notify relay, and whatever services the front adds (the attach socket, the control fifos);
+the signal router thread lives exactly as long as the supervision. What differs between
+fronts is data (``Ending``, the stop sequence or none, the destinations), never code.
 """
 
 from __future__ import annotations
 
 import math
-import signal
+import os
 import time
-
-import trio
 
 from shim.lifecycle.container import Container
 from shim.runtime.invoke import Runtime
-from shim.signals.catalog import signal_name
-from shim.signals.router import CHILD_EXITED, STOP_REQUESTED, Handoff
-from shim.signals.stop_sequence import StopSequence
-from shim.stdio.relay import relay
-from shim.stdio.sink import Sink, Writer
+from shim.signals.catalog import SIGKILL, STOP_REQUESTS, signal_name
+from shim.signals.router import ChildExited, Handoff, SignalRouter, StopRequested
+from shim.signals.stop_sequence import Announce, Deadline, KillAll, Send, StopSequence
 
-# After the init exits, how long the rest of the output may take to arrive. Output only
-# stays open this long if a process outside the container holds the pipe, or if whoever
-# reads the shim's stdout stopped reading.
-DRAIN_TIMEOUT = 5.0
+
+class Ending:
+    """What a front decides about the end of its container (pure data).
+
+    ``kill_leftovers``: SIGKILL the container's other processes when its init is gone and
+    it shares the host's pid namespace (nothing else would end them). ``delete``: run
+    ``runtime delete`` (an engine deletes its containers itself). ``drain_timeout``: how
+    long the output may take to reach EOF after the init's exit. ``reap_all``: wait until
+    the shim has no child left, else only reap what already exited.
+    """
+
+    __slots__ = ("kill_leftovers", "delete", "drain_timeout", "reap_all")
+
+    def __init__(self, kill_leftovers: bool, delete: bool, drain_timeout: float, reap_all: bool) -> None:
+        self.kill_leftovers = kill_leftovers
+        self.delete = delete
+        self.drain_timeout = drain_timeout
+        self.reap_all = reap_all
+
+
+# After the init exits, how long the rest of the output may take to arrive in `shim run`.
+# Output only stays open this long if a process outside the container holds the pipe, or if
+# whoever reads the shim's stdout stopped reading.
+RUN_DRAIN_TIMEOUT = 5.0
 # After `runtime delete`, how long its killed leftovers may take to become reapable.
 LEFTOVER_REAP_TIMEOUT = 5.0
+
+
+class Outcome:
+    """How supervision ended."""
+
+    __slots__ = ("status", "timed_out", "ran_for", "cleanup_took")
+
+    def __init__(self, status: int, timed_out: bool, ran_for: float, cleanup_took: float) -> None:
+        self.status = status  # the init's wait status
+        self.timed_out = timed_out  # killed by the front's timeout (conmon's --timeout)
+        self.ran_for = ran_for  # seconds from supervision's start to the init's exit
+        self.cleanup_took = cleanup_took  # seconds from the init's exit to the end
 
 
 class Supervisor:
     """Everything one container's supervision needs, and the tasks that use it."""
 
-    def __init__(self, runtime: Runtime, container: Container, stop: StopSequence, diagnostics,
-                 handoff: Handoff, stderr: Writer, notify=None) -> None:
+    def __init__(self, runtime: Runtime, container: Container, diagnostics, handoff: Handoff, output,
+                 ending: Ending, stop: StopSequence | None = None, notify=None, services=(),
+                 timeout: float | None = None) -> None:
+        import trio
+
         self.runtime = runtime
         self.container = container
-        self.stop = stop
         self.diagnostics = diagnostics
         self.handoff = handoff
-        self.stderr = stderr  # the shim's stderr, shared with its own messages; the caller closes it
+        self.output = output
+        self.ending = ending
+        self.stop = stop
         self.notify = notify
+        self.services = list(services)  # async callables run until supervision ends
+        self.timeout = timeout
         self._events_tx, self._events_rx = trio.open_memory_channel(math.inf)
-        self.ran_for = 0.0  # seconds from `runtime start` to the init's exit
-        self.cleanup_took = 0.0  # seconds from the init's exit to nothing left
+        self._relays = trio.CancelScope()
 
-    async def run(self) -> int:
-        """Supervise until the container is gone; return its init's wait status.
+    async def run(self) -> Outcome:
+        """Supervise until the container is gone.
 
         The signal router already runs (it started with the container); its events reach
         this run through the handoff from now on.
         """
+        import trio
+
         self.handoff.attach(trio.lowlevel.current_trio_token(), self._on_router_event)
+        began = time.monotonic()
         try:
             async with trio.open_nursery() as nursery:
                 output_done = trio.Event()
                 nursery.start_soon(self._relay_output, output_done)
-                nursery.start_soon(self._run_stop_sequence)
+                if self.stop is not None:
+                    nursery.start_soon(self._run_stop_sequence)
                 if self.notify is not None:
                     nursery.start_soon(self.notify.run, self.signals_ready)
+                for service in self.services:
+                    nursery.start_soon(service)
                 self.runtime.reaper.reap()  # children that exited before trio ran
-                status = await self.runtime.reaper.wait(self.container.init_pid)
+                status, timed_out = await self._wait_for_init()
                 exited = time.monotonic()
                 with trio.CancelScope(shield=True):
-                    await self._finish(output_done)
+                    await self._finish(output_done, timed_out)
                 nursery.cancel_scope.cancel()
-                self.ran_for = exited - self.container.running_since
-                self.cleanup_took = time.monotonic() - exited
         finally:
             self.handoff.detach()
-        return status
+            self.output.close()
+        return Outcome(status, timed_out, exited - began, time.monotonic() - exited)
 
-    def _on_router_event(self, event: tuple) -> None:
-        if event[0] == CHILD_EXITED:
+    async def _wait_for_init(self) -> tuple[int, bool]:
+        import trio
+
+        with trio.move_on_after(self.timeout if self.timeout else math.inf) as timer:
+            return await self.runtime.reaper.wait(self.container.init_pid), False
+        self.diagnostics.info(f"container {self.container.id} ran out of its {self.timeout:g} s: killing it")
+        self._kill_process_group()
+        return await self.runtime.reaper.wait(self.container.init_pid), True
+
+    def _kill_process_group(self) -> None:
+        # conmon's --timeout: the init's process group, unless that would be kill(-1).
+        try:
+            group = os.getpgid(self.container.init_pid)
+        except ProcessLookupError:
+            group = 0
+        if group > 1:
+            try:
+                os.killpg(group, SIGKILL)
+            except ProcessLookupError:
+                pass
+        self.container.signal(SIGKILL)
+
+    def _on_router_event(self, event) -> None:
+        if isinstance(event, ChildExited):
             self.runtime.reaper.reap()
-        elif event[0] == STOP_REQUESTED:
-            self._events_tx.send_nowait(("request", event[1]))
+        elif isinstance(event, StopRequested):
+            self._events_tx.send_nowait(event)
 
     def signals_ready(self) -> None:
         """The payload's systemd accepts signals now (``X_SYSTEMD_SIGNALS_LEVEL=2``)."""
-        self._events_tx.send_nowait(("signals_ready",))
+        if self.stop is not None:
+            self._events_tx.send_nowait(_SignalsReady())
 
-    async def _relay_output(self, done: trio.Event) -> None:
-        sinks = [Sink.open(1), Sink(self.stderr)]
+    async def _relay_output(self, done) -> None:
+        import trio
+
+        from shim.stdio.output import STDERR, STDOUT
+        from shim.stdio.relay import relay
+
         try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(relay, self.container.stdout_fd, sinks[0])
-                nursery.start_soon(relay, self.container.stderr_fd, sinks[1])
+            with self._relays:
+                async with trio.open_nursery() as nursery:
+                    for fd, stream in ((self.container.stdout_fd, STDOUT), (self.container.stderr_fd, STDERR)):
+                        if fd is not None:
+                            nursery.start_soon(relay, fd, stream, self.output)
         finally:
-            for name, sink in zip(("stdout", "stderr"), sinks):
-                if sink.error is not None:
-                    self.diagnostics.warning(f"writing the container's {name} failed ({sink.error.strerror}); "
-                                             "the rest of it was dropped")
-            sinks[0].close()
+            self.container.stdout_fd = self.container.stderr_fd = None  # closed by the relays
             done.set()
 
     async def _run_stop_sequence(self) -> None:
+        import trio
+
         deadline = math.inf
         while True:
             with trio.move_on_at(deadline) as scope:
@@ -103,51 +170,87 @@ class Supervisor:
             if scope.cancelled_caught:
                 deadline = math.inf
                 actions = self.stop.deadline_passed()
-            elif event[0] == "request":
-                self.diagnostics.info(f"{signal_name(event[1])} received: stopping container {self.container.id}")
+            elif isinstance(event, StopRequested):
+                self.diagnostics.info(f"{signal_name(event.signum)} received: stopping container {self.container.id}")
                 actions = self.stop.request()
             else:
                 actions = self.stop.signals_ready()
             for action in actions:
-                if action[0] == "deadline":
-                    deadline = trio.current_time() + action[1]
+                if isinstance(action, Deadline):
+                    deadline = trio.current_time() + action.seconds
                 else:
                     await self._carry_out(action)
 
-    async def _carry_out(self, action: tuple) -> None:
-        kind = action[0]
-        if kind == "announce":
+    async def _carry_out(self, action) -> None:
+        if isinstance(action, Announce):
             if self.notify is not None:
                 self.notify.stopping()
-        elif kind == "send":
-            self.container.signal(action[1])
-        elif kind == "kill_all":
+        elif isinstance(action, Send):
+            self.container.signal(action.signum)
+        elif isinstance(action, KillAll):
             self.diagnostics.info(f"killing every process of container {self.container.id}")
-            self.container.signal(signal.SIGKILL)
+            self.container.signal(SIGKILL)
             if not self.container.own_pid_namespace:
                 await self._kill_leftovers()
 
     async def _kill_leftovers(self) -> None:
         # Without its own pid namespace, the container's other processes outlive its init
         # (and hold its output pipes open); the runtime finds them through the cgroup.
-        result = await self.runtime.run(self.runtime.command.kill(self.container.id, signal.SIGKILL, all_processes=True))
+        result = await self.runtime.run(self.runtime.command.kill(self.container.id, SIGKILL, all_processes=True))
         if not result.ok:
             self.diagnostics.debug(f"{self.runtime.name} kill --all: {result.error_text()}")
 
-    async def _finish(self, output_done: trio.Event) -> None:
+    async def _finish(self, output_done, timed_out: bool) -> None:
         """The init is gone: end its leftovers, drain the output, delete, reap."""
-        if not self.container.own_pid_namespace:
+        import trio
+
+        if self.ending.kill_leftovers and not self.container.own_pid_namespace:
             await self._kill_leftovers()
-        with trio.move_on_after(DRAIN_TIMEOUT) as drain:
-            await output_done.wait()
-        if drain.cancelled_caught:
-            self.diagnostics.warning(
-                f"the container's output was still open {DRAIN_TIMEOUT:g} s after it exited; the rest is dropped")
-        result = await self.runtime.run(self.runtime.command.delete(self.container.id))
-        if not result.ok:
-            self.diagnostics.warning(f"{self.runtime.name} could not delete container {self.container.id}: "
-                                     f"{result.error_text()}")
-        with trio.move_on_after(LEFTOVER_REAP_TIMEOUT) as reaping:
-            await self.runtime.reaper.wait_until_childless()
-        if reaping.cancelled_caught:
-            self.diagnostics.warning("some of the container's processes were still alive after it was deleted")
+        if timed_out:
+            self._relays.cancel()  # conmon's --timeout: no drain
+        else:
+            with trio.move_on_after(self.ending.drain_timeout) as drain:
+                await output_done.wait()
+            if drain.cancelled_caught:
+                self.diagnostics.warning(f"the container's output was still open {self.ending.drain_timeout:g} s "
+                                         "after it exited; the rest is dropped")
+                self._relays.cancel()
+        await output_done.wait()
+        await self.output.finish()
+        if self.ending.delete:
+            result = await self.runtime.run(self.runtime.command.delete(self.container.id))
+            if not result.ok:
+                self.diagnostics.warning(f"{self.runtime.name} could not delete container {self.container.id}: "
+                                         f"{result.error_text()}")
+        if self.ending.reap_all:
+            with trio.move_on_after(LEFTOVER_REAP_TIMEOUT) as reaping:
+                await self.runtime.reaper.wait_until_childless()
+            if reaping.cancelled_caught:
+                self.diagnostics.warning("some of the container's processes were still alive after it was deleted")
+        else:
+            self.runtime.reaper.reap()
+
+
+class _SignalsReady:
+    __slots__ = ()
+
+
+def supervise(runtime: Runtime, container: Container, diagnostics, make_supervisor,
+              stop_requests: frozenset[int] = STOP_REQUESTS) -> Outcome:
+    """Route signals at once, then hand over to trio, imported only now that the container
+    exists. ``make_supervisor(handoff)`` builds the front's Supervisor once trio is loaded.
+    If supervision fails, the exception propagates; the caller cleans up."""
+    handoff = Handoff(reap_early=runtime.reaper.reap)
+    router = SignalRouter(container.pidfd, handoff, stop_requests=stop_requests,
+                          on_forward_error=lambda signum, e: diagnostics.warning(
+                              f"could not forward {signal_name(signum)} to the container: {e.strerror}"))
+    router.start()
+    try:
+        from shim.process.trio_import import import_trio
+
+        # The container is starting now, as busy as the shim: it goes first.
+        trio = import_trio()
+        supervisor = make_supervisor(handoff)
+        return trio.run(supervisor.run)
+    finally:
+        router.stop()

@@ -29,11 +29,29 @@ class RuntimeCommand:
                 argv += ["--log-format", "json"]
         return argv
 
-    def create(self, container_id: str, bundle: str, pid_file: str, preserve_fds: int = 0) -> list[str]:
+    def create(self, container_id: str, bundle: str, pid_file: str, preserve_fds: int = 0,
+               flags: list[str] = (), options: list[str] = (), console_socket: str | None = None) -> list[str]:
+        """``create``. ``flags`` (``--no-pivot``, ``--no-new-keyring``) come right after the
+        pid file and ``options`` (an engine's ``--runtime-opt``s) after them, in conmon's order."""
         argv = self._prefix() + ["create", "--bundle", bundle, "--pid-file", pid_file]
         if preserve_fds:
             argv += ["--preserve-fds", str(preserve_fds)]
-        return argv + [container_id]
+        return argv + list(flags) + list(options) + _console(console_socket) + [container_id]
+
+    def restore(self, container_id: str, bundle: str, pid_file: str, image_path: str,
+                flags: list[str] = (), options: list[str] = (), console_socket: str | None = None) -> list[str]:
+        """``restore --detach`` from a CRIU image: the container runs as soon as it returns."""
+        argv = self._prefix() + ["restore", "--bundle", bundle, "--pid-file", pid_file, *flags,
+                                 "--detach", "--image-path", image_path, "--work-path", bundle]
+        return argv + list(options) + _console(console_socket) + [container_id]
+
+    def exec(self, container_id: str, pid_file: str, process_spec: str, tty: bool = False,
+             options: list[str] = (), console_socket: str | None = None) -> list[str]:
+        """``exec --detach`` of a process spec in a running container."""
+        argv = self._prefix() + ["exec", "--pid-file", pid_file, "--process", process_spec, "--detach"]
+        if tty:
+            argv.append("--tty")
+        return argv + list(options) + _console(console_socket) + [container_id]
 
     def start(self, container_id: str) -> list[str]:
         return self._prefix() + ["start", container_id]
@@ -43,6 +61,10 @@ class RuntimeCommand:
 
     def delete(self, container_id: str) -> list[str]:
         return self._prefix() + ["delete", "--force", container_id]
+
+
+def _console(path: str | None) -> list[str]:
+    return ["--console-socket", path] if path else []
 
 
 def _mentions_flag(args: list[str], flag: str) -> bool:

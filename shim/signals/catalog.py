@@ -1,7 +1,8 @@
 """Signal sets and names (pure).
 
 The shim receives every asynchronous signal meant for the container. Three kinds:
-- stop requests (SIGTERM, SIGINT) start the stop sequence instead of being forwarded;
+- stop requests (SIGTERM, SIGINT for ``shim run``) start the stop sequence instead of
+  being forwarded;
 - SIGCHLD wakes the reaper;
 - everything else that can be caught is forwarded to the container's init unchanged.
 Never forwarded: SIGKILL and SIGSTOP (they cannot be caught) and the synchronous faults
@@ -41,14 +42,16 @@ def usable_signals() -> frozenset[int]:
     return frozenset(_signal.valid_signals())
 
 
-def forwarded_signals() -> frozenset[int]:
-    """Signals passed to the container's init exactly as received."""
-    return usable_signals() - _UNCATCHABLE - SYNCHRONOUS_FAULTS - STOP_REQUESTS - {SIGCHLD}
-
-
 def routed_signals() -> frozenset[int]:
     """Every signal the shim blocks and receives synchronously through its router."""
-    return forwarded_signals() | STOP_REQUESTS | {SIGCHLD}
+    return usable_signals() - _UNCATCHABLE - SYNCHRONOUS_FAULTS
+
+
+def forwarded_signals(stop_requests: frozenset[int] = STOP_REQUESTS) -> frozenset[int]:
+    """Signals passed to the container's init exactly as received. Which signals ask for
+    a stop instead is the front's choice: ``shim run`` stops on SIGTERM and SIGINT, the
+    conmon-compatible front forwards them (the engine stops containers itself)."""
+    return routed_signals() - stop_requests - {SIGCHLD}
 
 
 def signal_name(signum: int) -> str:

@@ -1,12 +1,13 @@
 """The signal router: one thread that receives every asynchronous signal of the shim.
 
-All routed signals are blocked in every thread from the first line of ``shim run`` on, so
+All routed signals are blocked in every thread from the first line of the shim on, so
 none can kill the shim during start-up and none is lost: they stay pending until this
 thread takes them with ``sigwaitinfo``. Forwarded signals go straight to the container's
 init from here with ``pidfd_send_signal`` (a recycled pid can never be hit); stop requests
 and SIGCHLD are handed to trio through a ``Handoff``. The router starts as soon as the
-container runs, before trio is even imported: forwarded signals go out at once, and what
-trio must handle waits in the handoff until trio runs.
+container exists, before trio is even imported: forwarded signals go out at once, children
+are reaped at once (an engine polls ``kill(pid, 0)``, for which a zombie is alive), and
+stop requests wait in the handoff until trio runs.
 
 Why a thread and not trio's ``open_signal_receiver``: a Python-level handler coalesces
 repeated signals (CPython keeps one "tripped" flag per signal number), so a burst of queued
@@ -21,36 +22,61 @@ to the shim is forwarded.
 
 from __future__ import annotations
 
-import os
 import signal
 import threading
 
-from shim.signals.catalog import forwarded_signals, routed_signals
+from shim.signals.catalog import STOP_REQUESTS, forwarded_signals, routed_signals
 
 # The router is woken for shutdown with a thread-directed SIGCHLD: harmless if taken for a
 # real one (reaping is idempotent), and always in the set it waits for.
 _WAKE_SIGNAL = signal.SIGCHLD
 
 
-CHILD_EXITED = "child-exited"
-STOP_REQUESTED = "stop-requested"
+class ChildExited:
+    """SIGCHLD: some child of the shim may be reapable."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "ChildExited()"
+
+
+class StopRequested:
+    """A stop request (per the front's choice of signals) arrived."""
+
+    __slots__ = ("signum",)
+
+    def __init__(self, signum: int) -> None:
+        self.signum = signum
+
+    def __repr__(self) -> str:
+        return f"StopRequested({self.signum})"
 
 
 class Handoff:
     """Events from the router thread to trio's thread: kept until trio runs (``attach``),
-    then passed on with ``run_sync_soon``, the one trio call that is safe from a thread."""
+    then passed on with ``run_sync_soon``, the one trio call that is safe from a thread.
 
-    def __init__(self) -> None:
+    ``ChildExited`` is the exception: until trio runs, the router thread reaps itself
+    (``reap_early``), so that a container which exits while trio is being imported is not
+    left a zombie for that long.
+    """
+
+    def __init__(self, reap_early=None) -> None:
         self._lock = threading.Lock()
-        self._pending: list[tuple] = []
+        self._pending: list = []
         self._token = None
         self._deliver = None
+        self._reap_early = reap_early
 
-    def post(self, event: tuple) -> None:
+    def post(self, event) -> None:
         """From the router thread."""
         with self._lock:
             if self._token is None:
-                self._pending.append(event)
+                if isinstance(event, ChildExited) and self._reap_early is not None:
+                    self._reap_early()
+                else:
+                    self._pending.append(event)
                 return
             token, deliver = self._token, self._deliver
         try:
@@ -74,11 +100,12 @@ class Handoff:
 class SignalRouter:
     """Owns the router thread between ``start`` and ``stop``."""
 
-    def __init__(self, pidfd: int, handoff: Handoff, on_forward_error) -> None:
+    def __init__(self, pidfd: int, handoff: Handoff, on_forward_error,
+                 stop_requests: frozenset[int] = STOP_REQUESTS) -> None:
         self._pidfd = pidfd
         self._handoff = handoff
         self._on_forward_error = on_forward_error
-        self._forwarded = forwarded_signals()
+        self._forwarded = forwarded_signals(stop_requests)
         self._routed = routed_signals()
         self._closing = False
         self._thread: threading.Thread | None = None
@@ -111,9 +138,9 @@ class SignalRouter:
             if signum in self._forwarded:
                 self._forward(signum)
             elif signum == signal.SIGCHLD:
-                self._handoff.post((CHILD_EXITED,))
+                self._handoff.post(ChildExited())
             else:
-                self._handoff.post((STOP_REQUESTED, signum))
+                self._handoff.post(StopRequested(signum))
 
     def _forward(self, signum: int) -> None:
         try:

@@ -1,4 +1,4 @@
-"""Relaying one of the container's output pipes to a sink, byte for byte.
+"""Relaying one of the container's output pipes into the output path, byte for byte.
 
 One task per stream keeps the order within the stream; reads take whatever the pipe holds
 (up to 64 KiB), so binary data and a last line without a newline pass through unchanged.
@@ -8,32 +8,30 @@ from __future__ import annotations
 
 import os
 
-from shim.stdio.sink import Sink
-
 READ_SIZE = 65536
 
 
-async def relay(pipe_fd: int, sink: Sink) -> int:
-    """Copy ``pipe_fd`` to ``sink`` until EOF (every writer gone); return the byte count.
-
-    The pipe fd is closed at the end. If the sink's reader went away, the pipe is still
-    drained, so the container never blocks on a full pipe.
-    """
+async def relay(pipe_fd: int, stream: int, output) -> int:
+    """Copy ``pipe_fd`` into ``output`` as ``stream`` until EOF (every writer gone);
+    return the byte count. The pipe fd is closed at the end."""
     import trio
 
     total = 0
     os.set_blocking(pipe_fd, False)
     try:
         while True:
+            output.before_read()
             try:
                 data = os.read(pipe_fd, READ_SIZE)
             except BlockingIOError:
                 await trio.lowlevel.wait_readable(pipe_fd)
                 continue
+            except OSError:  # EIO: a terminal whose other side is gone for good
+                return total
             if not data:
                 return total
             total += len(data)
-            await sink.write_all(data)
+            await output.write(stream, data)
             # A container that writes without pause must not starve the reaper and the
             # stop timers: yield to the scheduler once per chunk.
             await trio.lowlevel.checkpoint()

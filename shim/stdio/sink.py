@@ -114,3 +114,33 @@ class Sink:
 
     def close(self) -> None:
         self.writer.close()
+
+
+class OwnStdio:
+    """``shim run``'s output: the container's stdout to the shim's stdout, its stderr to the
+    shim's stderr (``stderr`` is the writer the shim's own messages share; its owner closes
+    it). A destination of the output path (see shim.stdio.output)."""
+
+    name = "passthrough"
+
+    def __init__(self, stderr: Writer, diagnostics) -> None:
+        from shim.stdio.output import STDERR, STDOUT
+
+        self._diagnostics = diagnostics
+        self._sinks = {STDOUT: Sink.open(1), STDERR: Sink(stderr)}
+
+    async def write(self, stream: int, data: bytes) -> None:
+        await self._sinks[stream].write_all(data)
+
+    async def finish(self) -> None:
+        from shim.stdio.output import STREAM_NAMES
+
+        for stream, sink in self._sinks.items():
+            if sink.error is not None:
+                self._diagnostics.warning(f"writing the container's {STREAM_NAMES[stream]} failed "
+                                          f"({sink.error.strerror}); the rest of it was dropped")
+
+    def close(self) -> None:
+        from shim.stdio.output import STDOUT
+
+        self._sinks[STDOUT].close()

@@ -45,3 +45,4 @@ def test_forwarded_set():
     assert set(range(signal.SIGRTMIN, signal.SIGRTMAX + 1)) <= forwarded
     assert not forwarded & (SYNCHRONOUS_FAULTS | STOP_REQUESTS | {signal.SIGCHLD, signal.SIGKILL, signal.SIGSTOP})
     assert routed_signals() == forwarded | STOP_REQUESTS | {signal.SIGCHLD}
+    assert forwarded_signals(frozenset()) == forwarded | STOP_REQUESTS
