@@ -1,4 +1,5 @@
-"""The shim's own messages on stderr: one line each, prefixed ``shim: ``.
+"""The shim's own messages on stderr: one line each, prefixed ``shim: `` (``shim-conmon: ``
+for the conmon-compatible front).
 
 A small object passed to whoever needs it (no global logger): the level comes from
 ``--log-level``, and the failure that ends a run is printed by ``main``, not here.
@@ -16,14 +17,20 @@ LEVELS = {"error": 0, "warning": 1, "info": 2, "debug": 3}
 
 
 class Diagnostics:
-    def __init__(self, level: str = "warning", fd: int = 2) -> None:
+    def __init__(self, level: str = "warning", fd: int = 2, name: str = "shim") -> None:
         self._threshold = LEVELS[level]
         self._fd = fd
-        self._writer = None  # a shim.stdio.sink.Writer while trio runs
+        self.name = name
+        self._writer = None  # a shim.stdio.sink.Writer while trio runs, or a journal writer
+        self._also = None  # a second place for every message (conmon's --syslog)
 
     def use_writer(self, writer) -> None:
         """Write through ``writer`` (None: back to plain writes to the fd)."""
         self._writer = writer
+
+    def also_to(self, sink) -> None:
+        """Send every message to ``sink.send(level, message)`` too (the journal, syslog)."""
+        self._also = sink
 
     def enabled(self, level: str) -> bool:
         return LEVELS[level] <= self._threshold
@@ -31,8 +38,11 @@ class Diagnostics:
     def _emit(self, level: str, message: str) -> None:
         if LEVELS[level] > self._threshold:
             return
-        prefix = "shim: " if level in ("error", "info") else f"shim: {level}: "
-        line = (prefix + " ".join(message.splitlines()) + "\n").encode("utf-8", "replace")
+        text = " ".join(message.splitlines())
+        if self._also is not None:
+            self._also.send(level, text)
+        prefix = f"{self.name}: " if level in ("error", "info") else f"{self.name}: {level}: "
+        line = (prefix + text + "\n").encode("utf-8", "replace")
         try:
             if self._writer is not None:
                 self._writer.try_write(line)

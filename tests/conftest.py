@@ -111,3 +111,33 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     if os.environ.get("SHIM_TESTS_NO_SKIP") == "1" and _skipped:
         terminalreporter.write_line(
             f"FAILING: {len(_skipped)} tests skipped while SHIM_TESTS_NO_SKIP=1 (CI runs everything)", red=True)
+
+
+@pytest.fixture(scope="session")
+def podman_session(tmp_path_factory, busybox_rootfs):
+    """podman with the shim as its monitor, on storage of its own, the busybox image
+    imported (see tests/helpers/podman.py)."""
+    from tests.helpers.podman import BUSYBOX_IMAGE, Podman, installed_monitor, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    podman = Podman(str(tmp_path_factory.mktemp("podman")), installed_monitor())
+    podman.import_rootfs(busybox_rootfs, BUSYBOX_IMAGE)
+    yield podman
+    podman.remove_everything()
+    podman("system", "reset", "--force", check=False, timeout=300)
+
+
+@pytest.fixture
+def podman(podman_session):
+    """The session's podman; after the test, every container is removed and every monitor
+    must have ended (they are this process's children: it is a subreaper)."""
+    from tests.helpers.harness import child_pids
+    from tests.helpers.podman import monitors_gone
+
+    baseline = child_pids()
+    yield podman_session
+    podman_session.remove_everything()
+    problems = monitors_gone(baseline)
+    assert not problems, "left behind: " + "; ".join(problems)

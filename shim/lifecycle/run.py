@@ -196,19 +196,21 @@ def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -
     stderr = Writer.open(2)
     diagnostics.use_writer(stderr if stderr.kind in (NONBLOCKING, SOCKET) else None)
 
+    from shim.stdio.output import Output
+    from shim.stdio.sink import OwnStdio
+
+    output = Output([OwnStdio(stderr, diagnostics)])
+
     def make_supervisor(handoff):
         from shim.lifecycle.supervise import Supervisor
         from shim.signals.stop_sequence import StopSequence
-        from shim.stdio.output import Output
-        from shim.stdio.sink import OwnStdio
 
         stop = StopSequence(plan.stop_signal, options.stop_timeout, signals_ready=not plan.waits_for_signals_level)
         ending = Ending(kill_leftovers=True, delete=True, drain_timeout=RUN_DRAIN_TIMEOUT, reap_all=True)
-        return Supervisor(runtime, container, diagnostics, handoff, Output([OwnStdio(stderr, diagnostics)]),
-                          ending, stop=stop, notify=notify)
+        return Supervisor(runtime, container, diagnostics, handoff, output, ending, stop=stop, notify=notify)
 
     try:
-        outcome = supervise_container(runtime, container, diagnostics, make_supervisor)
+        outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor)
     except BaseException:
         startup.delete_blocking(runtime, container, diagnostics)
         raise

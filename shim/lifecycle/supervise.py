@@ -77,6 +77,7 @@ class Supervisor:
         self.notify = notify
         self.services = list(services)  # async callables run until supervision ends
         self.timeout = timeout
+        self.early = []  # output read before trio ran (shim.stdio.early), replayed first
         self._events_tx, self._events_rx = trio.open_memory_channel(math.inf)
         self._relays = trio.CancelScope()
 
@@ -152,6 +153,9 @@ class Supervisor:
 
         try:
             with self._relays:
+                for chunk in self.early:
+                    await self.output.write(chunk.stream, chunk.data, chunk.received_ns)
+                self.early = []
                 async with trio.open_nursery() as nursery:
                     for fd, stream in ((self.container.stdout_fd, STDOUT), (self.container.stderr_fd, STDERR)):
                         if fd is not None:
@@ -235,22 +239,34 @@ class _SignalsReady:
     __slots__ = ()
 
 
-def supervise(runtime: Runtime, container: Container, diagnostics, make_supervisor,
-              stop_requests: frozenset[int] = STOP_REQUESTS) -> Outcome:
-    """Route signals at once, then hand over to trio, imported only now that the container
-    exists. ``make_supervisor(handoff)`` builds the front's Supervisor once trio is loaded.
-    If supervision fails, the exception propagates; the caller cleans up."""
+def supervise(runtime: Runtime, container: Container, diagnostics, output, make_supervisor,
+              stop_requests: frozenset[int] = STOP_REQUESTS, loader=None) -> Outcome:
+    """Route signals at once, import trio (``loader``, if the front started it earlier,
+    else now) while the main thread reads the container's first output, then hand over to
+    trio. ``make_supervisor(handoff)`` builds the front's Supervisor once trio is loaded; it
+    writes to ``output``. If supervision fails, the exception propagates; the caller cleans
+    up."""
+    from shim.process.trio_import import TrioLoader
+    from shim.stdio.early import capture_until_ready
+    from shim.stdio.output import STDERR, STDOUT
+
     handoff = Handoff(reap_early=runtime.reaper.reap)
     router = SignalRouter(container.pidfd, handoff, stop_requests=stop_requests,
                           on_forward_error=lambda signum, e: diagnostics.warning(
                               f"could not forward {signal_name(signum)} to the container: {e.strerror}"))
     router.start()
     try:
-        from shim.process.trio_import import import_trio
-
-        # The container is starting now, as busy as the shim: it goes first.
-        trio = import_trio()
+        loader = loader or TrioLoader()
+        pipes = {fd: stream for fd, stream in ((container.stdout_fd, STDOUT), (container.stderr_fd, STDERR))
+                 if fd is not None}
+        early, closed = capture_until_ready(pipes, loader.ready_fd, output.before_read)
+        if container.stdout_fd in closed:
+            container.stdout_fd = None
+        if container.stderr_fd in closed:
+            container.stderr_fd = None
+        trio = loader.result()
         supervisor = make_supervisor(handoff)
+        supervisor.early = early
         return trio.run(supervisor.run)
     finally:
         router.stop()

@@ -48,16 +48,35 @@ def container_root_ids(config: dict) -> tuple[int, int]:
 class ContainerNotifySocket:
     """The bound socket; ``relay`` moves what it receives upstream."""
 
-    def __init__(self, directory: str, owner: tuple[int, int]) -> None:
+    def __init__(self, directory: str, owner: tuple[int, int] | None) -> None:
+        """``owner``: the container's root user, who alone may use a directory the shim
+        makes; None: the engine made the directory (podman's ``<bundle>/notify``, mounted
+        at /run/notify), and the socket is open to any user of the container, as conmon's
+        is (0777): who is heard is decided by the sender's cgroup."""
         self.directory = directory
-        os.mkdir(directory, 0o700)
-        os.chown(directory, *owner)
+        if owner is not None:
+            os.mkdir(directory, 0o700)
+            os.chown(directory, *owner)
+        else:
+            os.makedirs(directory, 0o755, exist_ok=True)
         dir_fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
         try:
-            self.sock.bind(f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}")
-            os.chown(f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}", *owner)
-            os.chmod(f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}", 0o600)
+            path = f"/proc/self/fd/{dir_fd}/{SOCKET_NAME}"
+            if owner is None:
+                try:
+                    os.unlink(path)  # left by the container's last run
+                except FileNotFoundError:
+                    pass
+            self.sock.bind(path)
+            if owner is not None:
+                os.chown(path, *owner)
+                os.chmod(path, 0o600)
+            else:
+                os.chmod(path, 0o777)
+        except BaseException:
+            self.sock.close()
+            raise
         finally:
             os.close(dir_fd)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)

@@ -42,16 +42,20 @@ def add_container_socket(config: dict, notify_directory: str) -> None:
 
 
 class NotifySession:
-    def __init__(self, mode: str, host_socket: str, diagnostics) -> None:
+    def __init__(self, mode: str, host_socket: str, diagnostics, announce: bool = True) -> None:
+        """``announce``: the shim speaks for itself upstream (``MAINPID``, ``STOPPING``, and
+        ``READY`` in shim mode). An engine that sends ``MAINPID`` itself (podman) gets the
+        relay alone."""
         from shim.notify.upstream import Upstream
 
         self.mode = mode
+        self.announce = announce
         self.upstream = Upstream(host_socket, diagnostics)
         self.container_socket = None
         self._diagnostics = diagnostics
         self._membership = None
 
-    def open_container_socket(self, directory: str, owner: tuple[int, int]) -> None:
+    def open_container_socket(self, directory: str, owner: tuple[int, int] | None) -> None:
         """Bind the container's socket; before ``runtime create``, which mounts it."""
         from shim.notify.container_socket import ContainerNotifySocket
 
@@ -64,11 +68,13 @@ class NotifySession:
 
         if self.container_socket is not None:
             self._membership = ContainerMembership.of_init(init_pid)
-        event = "running" if self.mode == SHIM else "attached"
-        self.upstream.send(shim_messages(event, os.getpid(), announce_status=self.mode == SHIM))
+        if self.announce:
+            event = "running" if self.mode == SHIM else "attached"
+            self.upstream.send(shim_messages(event, os.getpid(), announce_status=self.mode == SHIM))
 
     def stopping(self) -> None:
-        self.upstream.send(shim_messages("stopping", os.getpid(), announce_status=self.mode == SHIM))
+        if self.announce:
+            self.upstream.send(shim_messages("stopping", os.getpid(), announce_status=self.mode == SHIM))
 
     async def run(self, on_signals_ready) -> None:
         """The session's tasks, for the container's nursery: drain the upstream queue and,

@@ -12,6 +12,7 @@ since glibc 2.34; the real module is not touched and can still be imported after
 
 from __future__ import annotations
 
+import os
 import sys
 
 # glibc >= 2.34 has pthread_setname_np in libc itself; where that fails to load, trio
@@ -52,3 +53,42 @@ def _import_without_children():
             del sys.modules["ctypes.util"]
             del ctypes.util  # type: ignore[attr-defined]
     return trio
+
+
+class TrioLoader:
+    """``import trio`` in a thread of its own, started as early as the front can: it
+    overlaps the runtime's create (the main thread only waits for children then), and the
+    container's first output is read, and time-stamped, by the main thread meanwhile (see
+    shim.stdio.early). The thread runs at idle priority; the main thread keeps its own.
+
+    ``ready_fd`` becomes readable when the import is done, so the main thread can wait for
+    it in the same poll as the container's output.
+    """
+
+    def __init__(self) -> None:
+        import threading
+
+        self._module = None
+        self._error: BaseException | None = None
+        self.ready_fd, self._ready_w = os.pipe2(os.O_CLOEXEC)
+        self._thread = threading.Thread(target=self._load, name="shim-trio-import", daemon=True)
+        self._thread.start()
+
+    def _load(self) -> None:
+        try:
+            self._module = import_trio()
+        except BaseException as e:  # re-raised in the main thread by result()
+            self._error = e
+        finally:
+            os.write(self._ready_w, b"\n")
+
+    def result(self):
+        """The trio module, once imported (blocks until then)."""
+        self._thread.join()
+        for fd in (self.ready_fd, self._ready_w):
+            if fd >= 0:
+                os.close(fd)
+        self.ready_fd = self._ready_w = -1
+        if self._error is not None:
+            raise self._error
+        return self._module

@@ -45,10 +45,13 @@ class RuntimeResult:
 class Runtime:
     """One runtime binary, driven through the shim's reaper."""
 
-    def __init__(self, command: RuntimeCommand, reaper: Reaper, env: dict[str, str]) -> None:
+    def __init__(self, command: RuntimeCommand, reaper: Reaper, env: dict[str, str], hide_host_notify: bool = True) -> None:
+        """``hide_host_notify``: keep the host's NOTIFY_SOCKET and LISTEN_* from the runtime
+        (``shim run``, which handles them itself). An engine's monitor passes its environment
+        through unchanged, as conmon does: the engine already chose what is in it."""
         self.command = command
         self.reaper = reaper
-        self.env = runtime_environment(env)
+        self.env = runtime_environment(env) if hide_host_notify else dict(env)
 
     @property
     def name(self) -> str:

@@ -22,7 +22,8 @@ class Destination:
 
     name = "output"
 
-    async def write(self, stream: int, data: bytes) -> None:
+    async def write(self, stream: int, data: bytes, received_ns: int | None = None) -> None:
+        """``received_ns``: when the chunk was read (time.time_ns()), if not just now."""
         raise NotImplementedError
 
     async def finish(self) -> None:
@@ -41,9 +42,9 @@ class Output:
         # there, so a client that connected before output was written sees all of it.
         self.before_read = before_read or (lambda: None)
 
-    async def write(self, stream: int, data: bytes) -> None:
+    async def write(self, stream: int, data: bytes, received_ns: int | None = None) -> None:
         for destination in self.destinations:
-            await destination.write(stream, data)
+            await destination.write(stream, data, received_ns)
 
     async def finish(self) -> None:
         for destination in self.destinations:

@@ -129,7 +129,7 @@ class OwnStdio:
         self._diagnostics = diagnostics
         self._sinks = {STDOUT: Sink.open(1), STDERR: Sink(stderr)}
 
-    async def write(self, stream: int, data: bytes) -> None:
+    async def write(self, stream: int, data: bytes, received_ns: int | None = None) -> None:
         await self._sinks[stream].write_all(data)
 
     async def finish(self) -> None:
