@@ -31,6 +31,9 @@ SEED = 16
 # With fewer rounds than this, resampling rounds gives too few distinct resamples for the
 # tails of the interval to mean anything; samples are then resampled one by one.
 MIN_ROUNDS = 8
+# With fewer samples than this on a side, resampling cannot show how far the estimate may
+# be off (one sample resamples to itself, an interval of zero width): no interval then.
+MIN_SAMPLES = 5
 
 YES, NO, WITHIN_NOISE = "yes", "no", "within noise"
 
@@ -106,15 +109,16 @@ def _resampled(rng: random.Random, units: Sequence[Sequence[float]]) -> list[flo
 def quantile_interval(samples: Sequence[float], q: float = 50, rounds: Sequence[int] | None = None, *,
                       confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> Interval:
     """The q-th percentile of the samples and its interval; with ``rounds`` (the round
-    index of each sample) and at least MIN_ROUNDS of them, whole rounds are resampled."""
+    index of each sample) and at least MIN_ROUNDS of them, whole rounds are resampled.
+    With fewer than MIN_SAMPLES samples, the interval is undefined (NaN)."""
     estimate = percentile(samples, q)
     groups = list(by_round(samples, rounds).values()) if rounds is not None else []
     if len(groups) >= MIN_ROUNDS:
         low, high = bootstrap(lambda rng: percentile(_resampled(rng, groups), q),
                               confidence=confidence, resamples=resamples, seed=seed)
         return Interval(estimate, low, high, "rounds", len(groups))
-    if not samples:
-        return Interval(estimate, float("nan"), float("nan"), "samples", 0)
+    if len(samples) < MIN_SAMPLES:
+        return Interval(estimate, float("nan"), float("nan"), "samples", len(samples))
     low, high = bootstrap(lambda rng: percentile(rng.choices(samples, k=len(samples)), q),
                           confidence=confidence, resamples=resamples, seed=seed)
     return Interval(estimate, low, high, "samples", len(samples))
@@ -127,7 +131,8 @@ def ratio_interval(a: Sequence[float], b: Sequence[float], q: float = 50,
 
     With the round index of every sample of both, and at least MIN_ROUNDS rounds in which
     both were measured, those rounds are resampled whole, both sides together (paired).
-    Otherwise the two sets are resampled independently, sample by sample."""
+    Otherwise the two sets are resampled independently, sample by sample, given at least
+    MIN_SAMPLES samples on each side; with fewer, the interval is undefined (NaN)."""
     estimate = ratio(percentile(a, q), percentile(b, q))
     if a_rounds is not None and b_rounds is not None:
         ga, gb = by_round(a, a_rounds), by_round(b, b_rounds)
@@ -142,8 +147,8 @@ def ratio_interval(a: Sequence[float], b: Sequence[float], q: float = 50,
 
             low, high = bootstrap(draw, confidence=confidence, resamples=resamples, seed=seed)
             return Interval(estimate, low, high, "rounds", len(shared))
-    if not a or not b:
-        return Interval(estimate, float("nan"), float("nan"), "samples", 0)
+    if min(len(a), len(b)) < MIN_SAMPLES:
+        return Interval(estimate, float("nan"), float("nan"), "samples", min(len(a), len(b)))
     low, high = bootstrap(lambda rng: ratio(percentile(rng.choices(a, k=len(a)), q),
                                             percentile(rng.choices(b, k=len(b)), q)),
                           confidence=confidence, resamples=resamples, seed=seed)

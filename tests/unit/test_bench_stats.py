@@ -15,7 +15,7 @@ from bench.stats import NO, WITHIN_NOISE, YES
 FAST = {"resamples": 200}
 
 positive = st.floats(min_value=0.01, max_value=1e6, allow_nan=False, allow_infinity=False)
-samples = st.lists(positive, min_size=1, max_size=40)
+samples = st.lists(positive, min_size=stats.MIN_SAMPLES, max_size=40)
 quantiles = st.sampled_from([0, 10, 50, 90, 99, 100])
 
 
@@ -110,15 +110,26 @@ def test_a_set_paired_with_itself_has_a_ratio_of_exactly_one(values, q):
 
 
 def test_an_undefined_ratio_gives_an_undefined_interval():
-    interval = stats.ratio_interval([1.0, 2.0], [0.0, 0.0], **FAST)
+    interval = stats.ratio_interval([1.0, 2.0] * 5, [0.0, 0.0] * 5, **FAST)
     assert all(math.isnan(x) for x in interval[:3])
     assert math.isnan(stats.ratio_interval([], [1.0]).low)
     assert math.isnan(stats.quantile_interval([]).low)
 
 
+@given(st.lists(positive, min_size=1, max_size=stats.MIN_SAMPLES - 1), samples)
+def test_too_few_samples_give_no_interval_and_no_verdict(few, enough):
+    for interval in (stats.quantile_interval(few, **FAST), stats.ratio_interval(few, enough, **FAST),
+                     stats.ratio_interval(enough, few, **FAST)):
+        assert math.isnan(interval.low) and math.isnan(interval.high)
+        assert interval.units == len(few)
+        assert not math.isnan(interval.estimate)
+    assert stats.at_most_times(few, enough, 1e9).verdict == WITHIN_NOISE
+    assert stats.at_most(few, 1e9).verdict == WITHIN_NOISE
+
+
 def test_invalid_confidence_is_refused():
     with pytest.raises(ValueError):
-        stats.quantile_interval([1.0], confidence=1.0)
+        stats.quantile_interval([1.0] * stats.MIN_SAMPLES, confidence=1.0)
 
 
 # -- what is resampled ----------------------------------------------------------------
@@ -243,4 +254,4 @@ def test_an_absolute_bound_is_judged_on_value_over_bound(values, bound):
 
 def test_an_absolute_bound_must_be_positive():
     with pytest.raises(ValueError):
-        stats.at_most([1.0], 0)
+        stats.at_most([1.0] * stats.MIN_SAMPLES, 0)
