@@ -19,6 +19,9 @@ from dataclasses import dataclass, field
 # Other processes using more than this share of all CPUs' time during a scenario make its
 # figures those of a busy machine.
 WARN_SHARE = 0.05
+# Over a shorter time, a process's CPU time (counted in clock ticks, 10 ms) says too little
+# to warn about: one tick more or less is a share of several percent.
+MIN_SECONDS = 0.5
 # The record names other processes down to this share, the busiest first, at most MAX_NAMED.
 NAME_SHARE = 0.002
 MAX_NAMED = 10
@@ -140,6 +143,8 @@ def compare(before: Snapshot, after: Snapshot, root: int) -> dict:
 def warning(scenario: str, record: dict) -> str | None:
     """A warning when other processes, or the hypervisor (steal), took more than
     WARN_SHARE of the CPUs' time, naming the processes."""
+    if record["seconds"] < MIN_SECONDS:
+        return None
     causes = []
     if record["others"] > WARN_SHARE:
         names = ", ".join(f"{p['name']} (pid {p['pid']}, {p['share']:.1%})" for p in record["busiest others"])

@@ -128,6 +128,12 @@ def test_no_warning_on_a_quiet_machine():
     assert machine.warning("signals", machine.compare(before, after, root=10)) is None
 
 
+def test_no_warning_over_too_short_a_time():
+    before, after = snapshots([], [proc(20, "compiler", ticks=200)])
+    after = Snapshot(machine.MIN_SECONDS / 2, after.cpus, after.cpu, after.loadavg, after.procs)
+    assert machine.warning("systemd", machine.compare(before, after, root=10)) is None
+
+
 def test_a_warning_for_stolen_time():
     before, after = snapshots([], [], steal=100)
     text = machine.warning("notify", machine.compare(before, after, root=10))
