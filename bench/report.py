@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from bench.stats import summary
+from bench.stats import ratio, summary
 
 
 def write(results: dict, directory: str) -> list[str]:
@@ -121,7 +121,7 @@ def table(series: str, by: dict, unit: str) -> list[str]:
     rows = [head, "|---|---:|---:|---:|---:|" + "---:|" * len(names)]
     for n in names:
         s = sums[n]
-        ratios = " | ".join("" if m == n else f"{s['median'] / sums[m]['median']:.2f}" for m in names)
+        ratios = " | ".join("" if m == n else f"{ratio(s['median'], sums[m]['median']):.2f}" for m in names)
         rows.append(f"| {n} | {s['n']} | {s['median']:.3f} | {s['p99']:.3f} | {s['max']:.3f} | {ratios} |")
     return rows + [""]
 

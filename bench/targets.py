@@ -102,9 +102,12 @@ def _number(x: float) -> float | None:
 def _judged(name: str, kind: str, unit: str, value: float, bound: float, judged: stats.Judgement,
             detail: str) -> dict:
     ratio = judged.ratio
+    resampled = f"{ratio.units} {ratio.resampled}"
+    if ratio.resampled == "samples" and ratio.units < stats.MIN_SAMPLES:
+        resampled = f"{ratio.units} of the {stats.MIN_SAMPLES} samples an interval needs"
     return {"target": name, "kind": kind, "unit": unit, "value": _number(value), "bound": _number(bound),
             "ratio": _number(ratio.estimate), "limit": judged.limit, "ci_low": _number(ratio.low),
-            "ci_high": _number(ratio.high), "resampled": f"{ratio.units} {ratio.resampled}",
+            "ci_high": _number(ratio.high), "resampled": resampled,
             "verdict": judged.verdict, "detail": detail}
 
 

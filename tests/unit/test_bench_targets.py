@@ -96,6 +96,7 @@ def test_too_few_samples_give_no_interval_and_no_verdict():
     few = scenario("boot to READY", {"shim": 0.5, "conmon": 1.0}, unit="ms", rounds=1, per_round=2)
     judged = targets.check(results_with(systemd=few))
     assert judged and all(t["verdict"] == "within noise" and t["ci_low"] is None for t in judged)
+    assert judged[0]["resampled"] == f"2 of the {stats.MIN_SAMPLES} samples an interval needs"
     assert "no interval" in report.targets_table(judged, {})[-2]
 
 
