@@ -12,9 +12,9 @@ Each payload starts sending only when told to (SIGUSR1, through the shim), once 
 monitor has settled after its start: the relay's steady state is measured, not the shim
 still importing trio. It exits only when told to (SIGTERM), once STATUS=done arrived: a
 sender must live until its messages are read (the shim, like systemd, drops the messages
-of a sender already gone, as it can no longer tell whose they were). As for signals, the driver (with the listener), the shim and the
-payloads share one CPU, and the driver collects no garbage meanwhile (bench/README.md,
-"Same figures whoever runs them")."""
+of a sender already gone, as it can no longer tell whose they were). As for signals, the
+driver (with the listener), the shim and the payloads share one CPU, and the driver
+collects no garbage meanwhile (bench/README.md, "Same figures whoever runs them")."""
 
 from __future__ import annotations
 
