@@ -173,6 +173,10 @@ def ratios_plot(plt, targets: list[dict], path: str) -> str:
         ax.plot([t["limit"]], [y], marker="|", markersize=16, color="black")
     ax.set_yticks(range(len(targets)), [t["target"] for t in reversed(targets)], fontsize=8)
     ax.set_xscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis_format(ScalarFormatter())  # 0.6, not 6 x 10^-1
     ax.set_xlabel("ratio (value / other contender, or value / bound); |: the limit")
     ax.set_title("targets: ratio and interval (green: met, red: missed, orange: within noise)")
     fig.tight_layout()
