@@ -20,8 +20,10 @@ PEERS = ("tini", "catatonit", "dumb-init")
 
 
 class Environment:
-    def __init__(self, workdir: str | None = None) -> None:
+    def __init__(self, workdir: str | None = None, cpus: set[int] | None = None) -> None:
         self.workdir = workdir or tempfile.mkdtemp(prefix="shim-bench.")
+        # where the latency scenarios run (bench/placement.py); None: wherever the kernel likes
+        self.cpus = cpus
         self.python = sys.executable
         self.shim = [os.path.join(os.path.dirname(sys.executable), "shim")]
         if not os.path.exists(self.shim[0]):

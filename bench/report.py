@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import os
 
-from bench.stats import summary
+from bench.stats import ratio, summary
 
 
 def write(results: dict, directory: str) -> list[str]:
@@ -24,13 +24,14 @@ def markdown(results: dict) -> str:
     lines = [f"# shim benchmarks ({'quick' if meta['quick'] else 'full'} run, {meta['date']})", "",
              f"Host: {meta['host']}. Python {meta['python']}. " + ", ".join(f"{k} {v}" for k, v in meta["versions"].items()),
              ""]
+    for warning in results.get("warnings", []):
+        lines += [f"**Warning**: {warning}.", ""]
     if results.get("targets"):
-        lines += ["## Targets", "", "| target | measured | bound | met |", "|---|---:|---:|:---:|"]
-        for t in results["targets"]:
-            lines.append(f"| {t['target']} | {t['value']} | {t['bound']} | {'yes' if t['met'] else '**no**'} |")
-        lines.append("")
+        lines += targets_table(results["targets"], meta.get("intervals", {}))
     for name, scenario in results["scenarios"].items():
         lines += [f"## {name}", ""]
+        if scenario.get("design"):
+            lines += [rounds_line(scenario["design"]), ""]
         for series, by in scenario.get("series", {}).items():
             lines += table(series, by, scenario["unit"])
         if "throughput" in scenario:
@@ -53,7 +54,64 @@ def markdown(results: dict) -> str:
         for note in scenario.get("notes", []):
             lines.append(f"- {note}")
         lines.append("")
+    if results.get("machine"):
+        lines += machine_table(results["machine"])
     return "\n".join(lines)
+
+
+VERDICTS = {"yes": "yes", "no": "**no**", "within noise": "*within noise*"}
+
+
+def _figure(x, unit: str = "") -> str:
+    if x is None:
+        return "?"
+    return f"{x:.3g} {unit}".rstrip() if isinstance(x, float) else f"{x} {unit}".rstrip()
+
+
+def targets_table(targets: list[dict], intervals: dict) -> list[str]:
+    """Each target with its verdict, judged on the interval of its ratio."""
+    confidence = intervals.get("confidence", 0.95)
+    lines = ["## Targets", "",
+             f"A target is met (yes) when the whole {confidence:.0%} bootstrap interval of its ratio is within the "
+             "limit, missed (no) when the whole interval is beyond it, and *within noise* when the interval "
+             "straddles it: this run cannot tell. Ratios of contenders side by side are resampled by round "
+             "(bench/README.md).", "",
+             f"| target | value | bound | ratio [{confidence:.0%} interval] | at most | verdict | |",
+             "|---|---:|---:|---|---:|:---:|---|"]
+    for t in targets:
+        if t["kind"] == "count":
+            interval, limit = "exact count", ""
+        elif t["ci_low"] is None or t["ci_high"] is None:
+            interval, limit = f"{_figure(t['ratio'])} (no interval)", _figure(t["limit"])
+        else:
+            interval = f"{_figure(t['ratio'])} [{_figure(t['ci_low'])}, {_figure(t['ci_high'])}]"
+            limit = _figure(t["limit"])
+        notes = "; ".join(x for x in (t["detail"], f"resampled: {t['resampled']}" if t["resampled"] else "") if x)
+        lines.append(f"| {t['target']} | {_figure(t['value'], t['unit'])} | {_figure(t['bound'], t['unit'])} | "
+                     f"{interval} | {limit} | {VERDICTS[t['verdict']]} | {notes} |")
+    return lines + [""]
+
+
+def rounds_line(design: dict) -> str:
+    per_round = design.get("per round", 1)
+    each = "one sample" if per_round == 1 else f"{per_round} samples"
+    return (f"{design['rounds']} rounds of {each} per contender, the order rotated each round "
+            f"(and {design['warm-up rounds']} warm-up round(s) before, discarded).")
+
+
+def machine_table(machine: dict) -> list[str]:
+    """What else the machine did during each scenario (bench/machine.py)."""
+    lines = ["## Machine", "",
+             "Shares of all CPUs' time during each scenario: busy (anyone), the bench's own processes, other "
+             "processes, kernel threads, and time stolen by a hypervisor; load averages before and after.", "",
+             "| scenario | seconds | busy | bench | others | kernel threads | steal | load (1 min) | busiest others |",
+             "|---|---:|---:|---:|---:|---:|---:|---|---|"]
+    for name, m in machine.items():
+        others = ", ".join(f"{p['name']} ({p['pid']}) {p['share']:.1%}" for p in m["busiest others"][:5])
+        lines.append(f"| {name} | {m['seconds']} | {m['busy']:.0%} | {m['own']:.0%} | {m['others']:.0%} | "
+                     f"{m['kernel threads']:.0%} | {m['steal']:.0%} | "
+                     f"{m['loadavg before']['1 min']} -> {m['loadavg after']['1 min']} | {others} |")
+    return lines + [""]
 
 
 def table(series: str, by: dict, unit: str) -> list[str]:
@@ -63,7 +121,7 @@ def table(series: str, by: dict, unit: str) -> list[str]:
     rows = [head, "|---|---:|---:|---:|---:|" + "---:|" * len(names)]
     for n in names:
         s = sums[n]
-        ratios = " | ".join("" if m == n else f"{s['median'] / sums[m]['median']:.2f}" for m in names)
+        ratios = " | ".join("" if m == n else f"{ratio(s['median'], sums[m]['median']):.2f}" for m in names)
         rows.append(f"| {n} | {s['n']} | {s['median']:.3f} | {s['p99']:.3f} | {s['max']:.3f} | {ratios} |")
     return rows + [""]
 
@@ -94,29 +152,34 @@ def plots(results: dict, directory: str) -> list[str]:
         fig.savefig(path, dpi=90)
         plt.close(fig)
         written.append(path)
-    ratios = shim_ratios(results)
-    if ratios:
-        fig, ax = plt.subplots(figsize=(max(6, 0.6 * len(ratios)), 4))
-        ax.bar(range(len(ratios)), [r for _, r in ratios], color=["tab:green" if r <= 1 else "tab:orange" for _, r in ratios])
-        ax.axhline(1, color="black", linewidth=0.8)
-        ax.set_xticks(range(len(ratios)), [label for label, _ in ratios], rotation=60, ha="right", fontsize=8)
-        ax.set_ylabel("shim median / peer median")
-        ax.set_title("the shim against each peer (below 1: the shim is faster)")
-        fig.tight_layout()
-        path = os.path.join(directory, "ratios.png")
-        fig.savefig(path, dpi=90)
-        plt.close(fig)
-        written.append(path)
+    judged = [t for t in results.get("targets", []) if t["ratio"] is not None]
+    if judged:
+        written.append(ratios_plot(plt, judged, os.path.join(directory, "ratios.png")))
     return written
 
 
-def shim_ratios(results: dict) -> list[tuple[str, float]]:
-    ratios = []
-    for name, scenario in results["scenarios"].items():
-        for series, by in scenario.get("series", {}).items():
-            if not by.get("shim"):
-                continue
-            for peer, samples in by.items():
-                if peer != "shim" and samples:
-                    ratios.append((f"{series}: shim / {peer}", summary(by["shim"])["median"] / summary(samples)["median"]))
-    return ratios
+COLOURS = {"yes": "tab:green", "no": "tab:red", "within noise": "tab:orange"}
+
+
+def ratios_plot(plt, targets: list[dict], path: str) -> str:
+    """Each target's ratio with its interval, against its limit (log scale: 2x and 0.5x
+    are as far from 1)."""
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.45 * len(targets)))
+    for y, t in enumerate(reversed(targets)):
+        low = t["ci_low"] if t["ci_low"] is not None else t["ratio"]
+        high = t["ci_high"] if t["ci_high"] is not None else t["ratio"]
+        ax.errorbar([t["ratio"]], [y], xerr=[[t["ratio"] - low], [high - t["ratio"]]], fmt="o", capsize=4,
+                    color=COLOURS[t["verdict"]])
+        ax.plot([t["limit"]], [y], marker="|", markersize=16, color="black")
+    ax.set_yticks(range(len(targets)), [t["target"] for t in reversed(targets)], fontsize=8)
+    ax.set_xscale("log")
+    from matplotlib.ticker import ScalarFormatter
+
+    for axis_format in (ax.xaxis.set_major_formatter, ax.xaxis.set_minor_formatter):
+        axis_format(ScalarFormatter())  # 0.6, not 6 x 10^-1
+    ax.set_xlabel("ratio (value / other contender, or value / bound); |: the limit")
+    ax.set_title("targets: ratio and interval (green: met, red: missed, orange: within noise)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path

@@ -4,10 +4,13 @@
  *   stamp signals          block every signal, print "ready", then for each signal received
  *                          print "<signo> <ns>"; exit 0 on SIGTERM
  *   stamp idle             block every signal, print "ready", exit 0 on SIGTERM (or RTMIN+3)
- *   stamp notify N RATE [DELAY_MS]
+ *   stamp notify N RATE [DELAY_MS|go]
  *                          after DELAY_MS (default 0), send N "STATUS=<ns>" datagrams to
  *                          $NOTIFY_SOCKET, RATE a second (0: as fast as possible), then
- *                          "STATUS=done"; exit 0
+ *                          "STATUS=done"; exit 0. With "go": print "ready", send once
+ *                          SIGUSR1 comes, then exit 0 on SIGTERM only: a sender must live
+ *                          until its messages are read (the shim, as systemd, drops those
+ *                          of a sender already gone)
  *
  * C, statically linked, so that the time between exec and the stamp is a few microseconds,
  * the same for every monitor it runs under.
@@ -42,7 +45,26 @@ static int block_all(sigset_t *set) {
     return sigprocmask(SIG_BLOCK, set, NULL);
 }
 
-static int notify(long count, long rate, long delay_ms) {
+static void wait_for(int signo) {
+    sigset_t one;
+    sigemptyset(&one);
+    sigaddset(&one, signo);
+    while (sigwaitinfo(&one, NULL) < 0) {}
+}
+
+static int notify(long count, long rate, const char *when) {
+    int go = when && strcmp(when, "go") == 0;
+    long delay_ms = when && !go ? atol(when) : 0;
+    if (go) {
+        /* the driver says when: once the monitor in between has settled */
+        sigset_t set;
+        sigemptyset(&set);
+        sigaddset(&set, SIGUSR1);
+        sigaddset(&set, SIGTERM);
+        sigprocmask(SIG_BLOCK, &set, NULL);
+        say("ready\n");
+        wait_for(SIGUSR1);
+    }
     if (delay_ms > 0) {
         struct timespec ts = {delay_ms / 1000, (delay_ms % 1000) * 1000000L};
         nanosleep(&ts, NULL);
@@ -71,6 +93,7 @@ static int notify(long count, long rate, long delay_ms) {
         }
     }
     send(fd, "STATUS=done", 11, 0);
+    if (go) wait_for(SIGTERM);
     return 0;
 }
 
@@ -84,7 +107,7 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (strcmp(mode, "notify") == 0)
-        return notify(argc > 2 ? atol(argv[2]) : 1, argc > 3 ? atol(argv[3]) : 0, argc > 4 ? atol(argv[4]) : 0);
+        return notify(argc > 2 ? atol(argv[2]) : 1, argc > 3 ? atol(argv[3]) : 0, argc > 4 ? argv[4] : NULL);
     sigset_t set;
     block_all(&set);
     say("ready\n");

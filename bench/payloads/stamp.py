@@ -14,7 +14,13 @@ if mode == "start":
     sys.exit(0)
 if mode == "notify":
     count, rate = int(sys.argv[2]), int(sys.argv[3])
-    time.sleep(int(sys.argv[4]) / 1000 if len(sys.argv) > 4 else 0)
+    when = sys.argv[4] if len(sys.argv) > 4 else "0"
+    if when == "go":  # see stamp.c
+        signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1, signal.SIGTERM})
+        os.write(1, b"ready\n")
+        signal.sigwaitinfo({signal.SIGUSR1})
+    else:
+        time.sleep(int(when) / 1000)
     path = os.environ["NOTIFY_SOCKET"]
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.connect("\0" + path[1:] if path.startswith("@") else path)
@@ -26,6 +32,8 @@ if mode == "notify":
                 time.sleep(pause)
         sock.send(b"STATUS=%d" % time.clock_gettime_ns(time.CLOCK_MONOTONIC))
     sock.send(b"STATUS=done")
+    if when == "go":
+        signal.sigwaitinfo({signal.SIGTERM})
     sys.exit(0)
 catchable = set(signal.valid_signals()) - {signal.SIGKILL, signal.SIGSTOP}
 signal.pthread_sigmask(signal.SIG_BLOCK, catchable)

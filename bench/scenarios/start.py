@@ -3,7 +3,8 @@ lifetime of a container whose payload stamps and exits.
 
 Same bundle for all: the stamping payload in busybox. Contenders per runtime: the runtime
 alone (``runtime run``), ``shim run``, conmon standalone (create, then ``runtime start`` by
-the driver, as podman does). Interleaved: one run of each in turn.
+the driver, as podman does). In rounds of one run of each in turn, the order rotated each
+round; the first round (cold caches) discarded.
 """
 
 from __future__ import annotations
@@ -11,8 +12,11 @@ from __future__ import annotations
 import subprocess
 
 from bench.monitors import ConmonRun, ShimRun, now_ns
+from bench.rounds import Samples, design, schedule
 
 UNIT = "ms"
+ROUNDS, QUICK_ROUNDS = 30, 3
+WARMUP_ROUNDS = 1
 
 
 def runtime_alone(env, runtime: str, bundle: str) -> tuple[float, float]:
@@ -47,19 +51,22 @@ def conmon(env, runtime: str, bundle: str) -> tuple[float, float]:
 
 
 def run(env, quick: bool) -> dict:
-    rounds = 3 if quick else 30
+    rounds = QUICK_ROUNDS if quick else ROUNDS
     bundle = env.bundle("start", "start")
-    contenders = []  # (runtime name, contender, measure, runtime path)
+    contenders = {}  # label: (runtime name, measure, runtime path)
     for name, runtime in env.runtimes.items():
-        contenders.append((name, f"{name} run", runtime_alone, runtime))
-        contenders.append((name, "shim", shim, runtime))
+        contenders[f"{name} run"] = (name, runtime_alone, runtime)
+        contenders[f"shim, {name}"] = (name, shim, runtime)
         if env.conmon:
-            contenders.append((name, "conmon", conmon, runtime))
-    series: dict[str, dict[str, list[float]]] = {}
-    for _ in range(rounds):
-        for runtime_name, label, measure, runtime in contenders:
+            contenders[f"conmon, {name}"] = (name, conmon, runtime)
+    samples = Samples(order=[*(f"{name} run" for name in env.runtimes), "shim", "conmon"])
+    for index, order in schedule(list(contenders), rounds, WARMUP_ROUNDS):
+        for label in order:
+            runtime_name, measure, runtime = contenders[label]
             start, lifetime = measure(env, runtime, bundle)
-            series.setdefault(f"start, {runtime_name}", {}).setdefault(label, []).append(start)
-            series.setdefault(f"lifetime, {runtime_name}", {}).setdefault(label, []).append(lifetime)
-    return {"unit": UNIT, "series": dict(sorted(series.items())),
+            contender = label.split(",")[0]  # within its runtime's series: "shim", not "shim, runc"
+            samples.add(f"start, {runtime_name}", contender, index, start)
+            samples.add(f"lifetime, {runtime_name}", contender, index, lifetime)
+    return {"unit": UNIT, "series": samples.series(), "rounds": samples.rounds(),
+            "design": design(rounds, WARMUP_ROUNDS),
             "notes": [] if env.stamp_native else ["payload is Python: every start includes its ~10 ms start-up"]}

@@ -3,7 +3,8 @@ stop signal. The shim's time includes deleting the container and reaping everyth
 conmon exits as soon as the container did and leaves the runtime's state to its engine
 (podman's ``container cleanup``), so it is measured twice: until it exited, and until the
 container is also deleted (``runtime delete``, as the engine then does). tini, catatonit
-and dumb-init have nothing to clean up."""
+and dumb-init have nothing to clean up. In rounds of one stop of each in turn, the order
+rotated each round; the first round discarded."""
 
 from __future__ import annotations
 
@@ -11,8 +12,11 @@ import signal
 import subprocess
 
 from bench.monitors import ConmonRun, HostRun, ShimRun, now_ns, peer_argv
+from bench.rounds import Samples, design, schedule
 
 UNIT = "ms"
+ROUNDS, QUICK_ROUNDS = 30, 3
+WARMUP_ROUNDS = 1
 
 
 def _shim(env, runtime, bundle):
@@ -31,7 +35,7 @@ def _conmon(env, runtime, bundle):
 
 
 def run(env, quick: bool) -> dict:
-    rounds = 3 if quick else 30
+    rounds = QUICK_ROUNDS if quick else ROUNDS
     runtime = env.runtimes.get("runc") or next(iter(env.runtimes.values()))
     bundle = env.bundle("stop", "idle")
     payload = env.stamp_argv("idle", inside=False)
@@ -42,18 +46,18 @@ def run(env, quick: bool) -> dict:
     for name, path in env.peers.items():
         if path:
             contenders[name] = (lambda name=name, path=path: _host(peer_argv(name, path), payload))
-    samples = {name: [] for name in contenders}
-    for _ in range(rounds):
-        for name, start in contenders.items():
-            contender = start()
+    samples = Samples(order=list(contenders))
+    for index, order in schedule(list(contenders), rounds, WARMUP_ROUNDS):
+        for name in order:
+            contender = contenders[name]()
             try:
                 began = now_ns()
                 ended = contender.stop(signal.SIGTERM)
-                samples[name].append((ended - began) / 1e6)
+                samples.add("stop", name, index, (ended - began) / 1e6)
             finally:
                 contender.finish()
-    return {"unit": UNIT, "series": {"stop": samples},
-            "notes": [f"container runtime: {runtime.rsplit('/', 1)[-1]}"]}
+    return {"unit": UNIT, "series": samples.series(), "rounds": samples.rounds(),
+            "design": design(rounds, WARMUP_ROUNDS), "notes": [f"container runtime: {runtime.rsplit('/', 1)[-1]}"]}
 
 
 class _ConmonThenDelete:

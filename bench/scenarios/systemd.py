@@ -18,10 +18,15 @@ import sys
 import time
 
 from bench.monitors import ConmonRun, ShimRun, now_ns
+from bench.rounds import Samples, design, schedule
 from bench.scenarios.notify import Listener
 from shim.demo.bundle import default_config, write_config
 
 UNIT = "ms"
+ROUNDS, QUICK_ROUNDS = 10, 1
+# The first boot of each contender reads the image from disk and (podman) sets up its
+# storage: measured, then discarded. Not in --quick, which would take twice as long.
+WARMUP_ROUNDS, QUICK_WARMUP_ROUNDS = 1, 0
 CONTAINERS_CONF = """[containers]
 default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 [engine]
@@ -163,7 +168,7 @@ def run(env, quick: bool) -> dict:
         return {"unit": UNIT, "series": {}, "notes": [f"skipped: {reason}"]}
     rootfs = cached_debian_systemd_rootfs()
     runtime = env.runtimes.get("runc") or next(iter(env.runtimes.values()))
-    rounds = 1 if quick else 10
+    rounds = QUICK_ROUNDS if quick else ROUNDS
     listener = ReadyListener(os.path.join(env.workdir, "systemd-listener.sock"))
     bundle = write_config(os.path.join(env.workdir, "bundles", "systemd"), systemd_config(rootfs, _out_dir(env)))
     contenders = {"shim": lambda i: shim_round(env, runtime, bundle, listener)}
@@ -176,20 +181,19 @@ def run(env, quick: bool) -> dict:
         contenders["podman"] = lambda i: podman.round(listener, i)
     elif quick:
         notes.append("podman left out of --quick (importing the image takes a while)")
-    boot = {name: [] for name in contenders}
-    stop = {name: [] for name in contenders}
-    if "conmon" in contenders:
-        stop["conmon + delete"] = []
+    warmup = QUICK_WARMUP_ROUNDS if quick else WARMUP_ROUNDS
+    samples = Samples(order=[*contenders, "conmon + delete"])
     try:
-        for i in range(rounds):
-            for name, measure in contenders.items():
-                ready_ms, stop_ms, *deleted_ms = measure(i)
-                boot[name].append(ready_ms)
-                stop[name].append(stop_ms)
+        for k, (index, order) in enumerate(schedule(list(contenders), rounds, warmup)):
+            for name in order:
+                ready_ms, stop_ms, *deleted_ms = contenders[name](k)
+                samples.add("boot to READY", name, index, ready_ms)
+                samples.add("stop to exit", name, index, stop_ms)
                 if deleted_ms:
-                    stop[f"{name} + delete"].append(deleted_ms[0])
+                    samples.add("stop to exit", f"{name} + delete", index, deleted_ms[0])
     finally:
         if podman:
             podman.close()
         listener.sock.close()
-    return {"unit": UNIT, "series": {"boot to READY": boot, "stop to exit": stop}, "notes": notes}
+    return {"unit": UNIT, "series": samples.series(), "rounds": samples.rounds(),
+            "design": design(rounds, warmup), "notes": notes}
