@@ -2,9 +2,9 @@
 
 The shim checks what it relies on, so that a broken bundle fails with a line that names the
 file and the field, before any runtime state exists: ``process.args`` (a non-empty list of
-strings), ``process.env``, ``root.path``, ``process.terminal`` (the shim relays pipes; it
-has no console), and the shapes of ``mounts``, ``linux.namespaces`` and the user
-namespace's id mappings, which the shim reads and edits.
+strings), ``process.env``, ``root.path``, ``process.terminal`` (a boolean), and the shapes
+of ``mounts``, ``linux.namespaces`` and the user namespace's id mappings, which the shim
+reads and edits.
 """
 
 from __future__ import annotations
@@ -27,6 +27,10 @@ class Bundle:
     @property
     def args(self) -> list[str]:
         return self.config["process"]["args"]
+
+    @property
+    def terminal(self) -> bool:
+        return self.config["process"].get("terminal") is True
 
     @property
     def annotations(self) -> dict:
@@ -76,9 +80,8 @@ def parse_config(raw: bytes, source: str) -> dict:
     env = process.get("env", [])
     if not isinstance(env, list) or not all(isinstance(e, str) for e in env):
         raise ShimError(f"{source}: invalid configuration: process.env must be a list of strings")
-    if process.get("terminal"):
-        raise ShimError(f"{source}: process.terminal is true, but the shim relays pipes and has no console; "
-                        "set it to false")
+    if not isinstance(process.get("terminal", False), bool):
+        raise ShimError(f"{source}: invalid configuration: process.terminal must be true or false")
     root = config.get("root")
     if not isinstance(root, dict) or not isinstance(root.get("path"), str) or not root["path"]:
         raise ShimError(f"{source}: invalid configuration: root.path must be a non-empty string")

@@ -27,6 +27,8 @@ class HostSide:
         self.ctl = self.winsz = None
         self.logs: list = []
         self.k8s_log = None
+        self.console = None  # the console socket, with -t
+        self.terminal = None  # the pty master and window size, with -t
 
     @classmethod
     def prepare(cls, options, diagnostics) -> "HostSide":
@@ -36,6 +38,8 @@ class HostSide:
             host._open_logs()
             if not options.log_drivers.passthrough:
                 host._open_attach()
+            if options.terminal:
+                host._open_console()
         except BaseException:
             host.close()
             raise
@@ -81,6 +85,27 @@ class HostSide:
         except OSError as e:
             raise MonitorError(f"attach socket and control fifos in {options.bundle}: {e.strerror}") from None
 
+    def _open_console(self) -> None:
+        from shim.stdio.console import ConsoleSocket, Terminal
+
+        try:
+            self.console = ConsoleSocket()
+        except OSError as e:
+            raise MonitorError(f"console socket: {e.strerror}") from None
+        self.terminal = Terminal()
+
+    def take_terminal(self, container) -> None:
+        """The runtime made the pty: its master is the container's input and output."""
+        master = self.console.receive_master()
+        self.console.close()
+        self.console = None
+        self.terminal.attach(master)
+        for fifo in (self.ctl, self.winsz):  # a size asked for before the pty existed (exec)
+            if fifo is not None:
+                fifo.read_available(self.on_control)
+        container.stdin_fd = master
+        container.stdout_fd = os.dup(master)  # output lives on when input is closed (exec -it)
+
     def output_path(self, container):
         """The output destinations and the services of the supervision (inside trio)."""
         from shim.stdio.attach import AttachClients, StdinPipe
@@ -90,7 +115,10 @@ class HostSide:
         services = []
         before_read = None
         if container.stdin_fd is not None:
-            self.stdin = StdinPipe(container.stdin_fd, close_on_client_eof=not self.options.leave_stdin_open)
+            # A terminal takes input from attach clients always; only -i makes a client's
+            # EOF the container's (conmon's rule).
+            close_on_eof = self.options.stdin and not self.options.leave_stdin_open
+            self.stdin = StdinPipe(container.stdin_fd, close_on_client_eof=close_on_eof)
             container.stdin_fd = None  # the pipe object owns it now
         if self.attach_socket is not None:
             self.attach = AttachClients(self.attach_socket, self.stdin, self.diagnostics)
@@ -99,7 +127,10 @@ class HostSide:
             before_read = self.attach.accept_waiting
             services.append(partial(self.ctl.serve, self.on_control))
             services.append(partial(self.winsz.serve, self.on_control))
-        return Output(destinations, before_read=before_read), services
+        early = {}
+        if self.ctl is not None:
+            early = {fifo.fd: partial(fifo.read_available, self.on_control) for fifo in (self.ctl, self.winsz)}
+        return Output(destinations, before_read=before_read, early_services=early), services
 
     def on_control(self, message) -> None:
         from shim.stdio.control import Malformed, ReopenLogs, Resize
@@ -108,7 +139,8 @@ class HostSide:
             if self.k8s_log is not None:
                 self.k8s_log.reopen()
         elif isinstance(message, Resize):
-            pass  # no terminal: nothing to resize
+            if self.terminal is not None:
+                self.terminal.resize(message.rows, message.cols)
         elif isinstance(message, Malformed):
             self.diagnostics.warning(f"ignored a control message that does not parse: {message.line[:60]!r}")
 
@@ -132,3 +164,6 @@ class HostSide:
         if self.notify is not None:
             self.notify.close()
             self.notify = None
+        if self.console is not None:
+            self.console.close()
+            self.console = None

@@ -129,10 +129,6 @@ class Monitor:
         if not os.access(options.runtime, os.X_OK):
             raise MonitorError(f"Runtime path {options.runtime} is not valid: "
                                f"{'not executable' if os.path.exists(options.runtime) else 'no such file'}")
-        if options.exec:
-            raise MonitorError("exec sessions (-e) are not supported yet")
-        if options.terminal:
-            raise MonitorError("terminal mode (-t) is not supported yet")
         if options.log_drivers.journald:
             raise MonitorError("the journald log driver is not supported yet")
         if options.log_drivers.passthrough and any(os.isatty(fd) for fd in (0, 1, 2)):
@@ -176,15 +172,34 @@ class Monitor:
         # trio loads while the runtime creates the container (see TrioLoader).
         self.trio_loader = TrioLoader()
 
-        lock = lock_bundle(self.options.bundle, self.options.cid)
+        lock = lock_bundle(self.options.bundle, self.options.cid) if self.options.bundle else -1
         try:
             host = HostSide.prepare(self.options, self.diagnostics)
             try:
+                self.attach_handshake()
                 return self.run_container(host)
             finally:
                 host.close()
         finally:
-            os.close(lock)
+            if lock >= 0:
+                os.close(lock)
+
+    def attach_handshake(self) -> None:
+        """An attached exec session: tell the engine its attach socket is ready, then wait
+        until the engine says it is connected before the runtime runs the command (or its
+        first output would go to nobody)."""
+        from shim.conmon.sync_pipe import wait_for_start
+
+        if not self.options.exec_attach:
+            return
+        self.attach_pipe.send(0)
+        if self.start_fd is not None:
+            started = wait_for_start(self.start_fd, "start")
+            os.close(self.start_fd)
+            self.engine_fds.discard(self.start_fd)
+            self.start_fd = None
+            if not started:
+                raise MonitorError("the engine closed the start pipe before the exec session started")
 
     def run_container(self, host) -> int:
         from shim.lifecycle.startup import CreateFailed
@@ -208,8 +223,6 @@ class Monitor:
             watch = oom.OomWatch.of_process(container.init_pid)
             if host.notify is not None:
                 host.notify.container_started(container.init_pid)
-            self.sync.send(container.init_pid)
-            self.pid_reported = True
             try:
                 outcome = self.supervise(runtime, container, host)
             except Exception as e:  # a bug: the engine must still hear how the container ended
@@ -233,22 +246,40 @@ class Monitor:
         from shim.lifecycle import startup
 
         options = self.options
+        console = host.console.path if host.console is not None else None
         flags = (["--no-pivot"] if options.no_pivot else []) + (["--no-new-keyring"] if options.no_new_keyring else [])
-        if options.restore:
+        if options.exec:
+            argv = runtime.command.exec(options.cid, options.container_pidfile, options.exec_process_spec,
+                                        tty=options.terminal, options=options.runtime_opts, console_socket=console)
+        elif options.restore:
             argv = runtime.command.restore(options.cid, options.bundle, options.container_pidfile, options.restore,
-                                           flags=flags, options=options.runtime_opts)
+                                           flags=flags, options=options.runtime_opts, console_socket=console)
         else:
             argv = runtime.command.create(options.cid, options.bundle, options.container_pidfile, flags=flags,
-                                          options=options.runtime_opts)
+                                          options=options.runtime_opts, console_socket=console)
         argv = self.with_listen_pid(argv)
         if options.log_drivers.passthrough:
             stdio = startup.StdioPlan(startup.INHERIT, startup.INHERIT, startup.INHERIT)
+        elif options.terminal:
+            # The pty carries input and output; the stderr pipe keeps the runtime's own
+            # words from before the pty existed.
+            stdio = startup.StdioPlan(startup.NULL, startup.NULL, startup.PIPE)
         else:
             stdio = startup.StdioPlan(startup.PIPE if options.stdin else startup.NULL, startup.PIPE, startup.PIPE)
         # The container shares the engine's pid namespace or not: the bundle says, but the
         # engine ends leftovers itself, so the monitor never needs to know.
-        return startup.create_container(runtime, options.cid, argv, options.container_pidfile, stdio,
-                                        own_pid_namespace=True, keep_fds=self.preserved_fds)
+        container = startup.create_container(runtime, options.cid, argv, options.container_pidfile, stdio,
+                                             own_pid_namespace=True, keep_fds=self.preserved_fds,
+                                             owns_container=not options.exec)
+        if host.console is not None:
+            try:
+                host.take_terminal(container)
+            except BaseException:
+                os.close(container.pidfd)
+                if not options.exec:
+                    startup.remove_container(runtime, options.cid)
+                raise
+        return container
 
     def with_listen_pid(self, argv: list[str]) -> list[str]:
         """conmon's LISTEN_PID rule: the runtime gets its own pid in LISTEN_PID when the
@@ -278,8 +309,12 @@ class Monitor:
 
         # The engine stops containers itself: SIGTERM, SIGINT and SIGQUIT to the monitor
         # are forwarded like every other signal.
+        def report_pid():
+            self.sync.send(container.init_pid)
+            self.pid_reported = True
+
         return supervise(runtime, container, self.diagnostics, output, make_supervisor, stop_requests=frozenset(),
-                         loader=self.trio_loader)
+                         loader=self.trio_loader, announce=report_pid)
 
     def end_after_failure(self, runtime, container, error: BaseException):
         """Supervision broke down (a bug): kill the container and report its end, rather
@@ -289,8 +324,11 @@ class Monitor:
 
         while isinstance(error, BaseExceptionGroup):
             error = error.exceptions[0]
-        self.diagnostics.error(f"internal error while supervising container {self.options.cid}: "
-                               f"{type(error).__name__}: {error}; killing it")
+        message = f"internal error while supervising container {self.options.cid}: {type(error).__name__}: {error}"
+        if not self.pid_reported:
+            self.sync.send(-1, message)
+            self.pid_reported = True
+        self.diagnostics.error(message + "; killing it")
         container.signal(SIGKILL)
         return Outcome(runtime.reaper.wait_blocking(container.init_pid), False, 0.0, 0.0)
 
@@ -314,7 +352,10 @@ class Monitor:
             write_or_warn(os.path.join(options.persist_dir, "exit"), text, self.diagnostics)
         if options.exit_dir is not None:
             write_or_warn(os.path.join(options.exit_dir, options.cid), text, self.diagnostics)
-        self.diagnostics.info(f"container {options.cid} exited {text}")
+        if options.exec:  # podman 4.3 reads the exit file; the message is for older engines
+            self.sync.send(status, "command timed out" if outcome.timed_out else None)
+        what = f"exec session {options.cuuid} of container" if options.exec else "container"
+        self.diagnostics.info(f"{what} {options.cid} exited {text}")
         if options.exit_command is None:
             return status & 0xFF
         if engine_score is not None:

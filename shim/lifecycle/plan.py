@@ -17,11 +17,11 @@ NOTIFY_DIRECTORY = "notify"  # in the state directory
 
 class Plan:
     __slots__ = ("config", "stop_signal", "own_pid_namespace", "systemd", "notify_mode", "host_notify_socket",
-                 "activation", "has_shell", "cgroup_layout")
+                 "activation", "has_shell", "cgroup_layout", "terminal")
 
     def __init__(self, config: dict, stop_signal: int, own_pid_namespace: bool, systemd: bool = False,
                  notify_mode: str | None = None, host_notify_socket: str | None = None,
-                 activation=None, has_shell: bool = True) -> None:
+                 activation=None, has_shell: bool = True, terminal: bool = False) -> None:
         self.config = config
         self.stop_signal = stop_signal
         self.own_pid_namespace = own_pid_namespace
@@ -31,6 +31,7 @@ class Plan:
         self.activation = activation
         self.has_shell = has_shell  # the root filesystem has /bin/sh
         self.cgroup_layout = "unified"  # the host's (shim.systemd.config), for systemd mode
+        self.terminal = terminal  # process.terminal: the shim's own terminal is the container's
 
     @property
     def passed_fds(self) -> tuple[int, ...]:
@@ -77,6 +78,7 @@ def make_plan(bundle: Bundle, options, env: dict[str, str], own_pid: int) -> Pla
         notify_mode=resolve_mode(options.sdnotify, systemd, host_notify_socket),
         host_notify_socket=host_notify_socket,
         activation=activation_for(env, own_pid),
+        terminal=bundle.terminal,
     )
 
 

@@ -20,7 +20,7 @@ from shim.process.subreaper import set_subreaper
 from shim.runtime.command import RuntimeCommand
 from shim.runtime.invoke import Runtime, runtime_environment
 from shim.runtime.locate import find_executable, locate_runtime
-from shim.signals.catalog import signal_name
+from shim.signals.catalog import SIGWINCH, signal_name
 from shim.signals.mask import take_pending_stop_request
 from shim.state.files import remove_quietly, write_atomic
 from shim.state.statedir import StateDir, default_state_root
@@ -68,6 +68,12 @@ def plan_run(options, env: dict[str, str]):
 
         check_open(plan.activation)
         plan.has_shell = os.path.lexists(os.path.join(plan.config["root"]["path"], "bin", "sh"))
+    if plan.terminal:
+        from shim.stdio.console import stdin_is_a_terminal
+
+        if not stdin_is_a_terminal():
+            raise ShimError(f"{options.bundle}/config.json: process.terminal is true, but the shim's stdin is not "
+                            "a terminal (run it from one, or set process.terminal to false)")
     if plan.systemd:
         from shim.systemd.cgroups import host_cgroup_layout
 
@@ -157,9 +163,32 @@ def open_notify(plan, state: StateDir, diagnostics):
 def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diagnostics) -> int:
     """Create, start, supervise; the container is deleted whatever happens."""
     pid_file = state.file(startup.PID_FILE_NAME)
-    argv = runtime.command.create(options.container_id, state.path, pid_file, preserve_fds=len(plan.passed_fds))
-    container = startup.create_container(runtime, options.container_id, argv, pid_file, RUN_STDIO,
-                                         plan.own_pid_namespace, keep_fds=plan.passed_fds)
+    terminal = None
+    stdio = RUN_STDIO
+    if plan.terminal:
+        from shim.stdio.console import OwnTerminal
+
+        terminal = OwnTerminal()
+        stdio = startup.StdioPlan(startup.NULL, startup.NULL, startup.PIPE)  # the pty, and the runtime's words
+    try:
+        argv = runtime.command.create(options.container_id, state.path, pid_file, preserve_fds=len(plan.passed_fds),
+                                      console_socket=terminal.console.path if terminal else None)
+        container = startup.create_container(runtime, options.container_id, argv, pid_file, stdio,
+                                             plan.own_pid_namespace, keep_fds=plan.passed_fds)
+        try:
+            if terminal is not None:
+                terminal.take(container)
+        except BaseException:
+            startup.delete_blocking(runtime, container, diagnostics)
+            os.close(container.pidfd)
+            raise
+        return start_and_supervise(runtime, container, plan, notify, terminal, options, diagnostics)
+    finally:
+        if terminal is not None:
+            terminal.close()
+
+
+def start_and_supervise(runtime: Runtime, container, plan, notify, terminal, options, diagnostics) -> int:
     supervised = False
     try:
         stop = take_pending_stop_request()
@@ -176,8 +205,10 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
             f"runtime {runtime.name} ({runtime.command.path}) created container {container.id} in "
             f"{container.create_took * 1000:.0f} ms and started it in {container.start_took * 1000:.0f} ms; "
             f"its init is pid {container.init_pid}")
+        if terminal is not None:
+            terminal.enter_raw_mode()
         supervised = True
-        status = supervise(runtime, container, plan, notify, options, diagnostics)
+        status = supervise(runtime, container, plan, notify, terminal, options, diagnostics)
         return exit_code(status)
     finally:
         if not supervised:
@@ -187,7 +218,7 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
             remove_quietly(options.pid_file)
 
 
-def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -> int:
+def supervise(runtime: Runtime, container, plan, notify, terminal, options, diagnostics) -> int:
     """Hand over to the shared supervision. If it fails, the container is killed and
     deleted all the same."""
     from shim.lifecycle.supervise import RUN_DRAIN_TIMEOUT, Ending, supervise as supervise_container
@@ -207,10 +238,16 @@ def supervise(runtime: Runtime, container, plan, notify, options, diagnostics) -
 
         stop = StopSequence(plan.stop_signal, options.stop_timeout, signals_ready=not plan.waits_for_signals_level)
         ending = Ending(kill_leftovers=True, delete=True, drain_timeout=RUN_DRAIN_TIMEOUT, reap_all=True)
-        return Supervisor(runtime, container, diagnostics, handoff, output, ending, stop=stop, notify=notify)
+        if terminal is None:
+            return Supervisor(runtime, container, diagnostics, handoff, output, ending, stop=stop, notify=notify)
+        return Supervisor(runtime, container, diagnostics, handoff, output, ending, stop=stop, notify=notify,
+                          services=[terminal.forward_input], signal_handlers={SIGWINCH: terminal.window_changed})
 
+    # With a terminal, SIGWINCH means "our window changed": the pty's new size signals the
+    # container's foreground process group itself.
+    kept = frozenset({SIGWINCH}) if terminal is not None else frozenset()
     try:
-        outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor)
+        outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor, kept_signals=kept)
     except BaseException:
         startup.delete_blocking(runtime, container, diagnostics)
         raise

@@ -93,12 +93,15 @@ class _Stdio:
 
 
 def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_file: str,
-                     stdio: StdioPlan, own_pid_namespace: bool, keep_fds: tuple[int, ...] = ()) -> Container:
+                     stdio: StdioPlan, own_pid_namespace: bool, keep_fds: tuple[int, ...] = (),
+                     owns_container: bool = True) -> Container:
     """Run ``argv`` (the runtime's ``create``, or ``restore``/``exec --detach``) and return
-    the container whose init it left waiting (or running), re-parented to the shim.
+    the container whose init (or exec'd process) it left waiting or running, re-parented
+    to the shim.
 
-    The runtime passes its own fds 0-2 on to the container; ``keep_fds`` reach it at the
-    same numbers. On failure nothing is left behind: no runtime state, no fd.
+    The runtime passes its own fds 0-2 on to the process; ``keep_fds`` reach it at the
+    same numbers. On failure nothing is left behind: no fd, and no runtime state when the
+    container is this call's (``owns_container``; an exec session's container is not).
     """
     fds = _Stdio(stdio)
     log_offset = runtime.log_offset()
@@ -125,7 +128,7 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
         runtime.reaper.expect(init_pid)
     except BaseException:
         fds.close_ours()
-        if created:  # created, but unusable: leave no runtime state behind
+        if created and owns_container:  # created, but unusable: leave no runtime state behind
             remove_container(runtime, container_id)
         raise
     container = Container(container_id, init_pid, pidfd, fds.stdout_r, fds.stderr_r, own_pid_namespace,

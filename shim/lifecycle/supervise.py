@@ -14,10 +14,13 @@ import os
 import time
 
 from shim.lifecycle.container import Container
+from shim.process.trio_import import TrioLoader
 from shim.runtime.invoke import Runtime
 from shim.signals.catalog import SIGKILL, STOP_REQUESTS, signal_name
 from shim.signals.router import ChildExited, Handoff, SignalRouter, StopRequested
 from shim.signals.stop_sequence import Announce, Deadline, KillAll, Send, StopSequence
+from shim.stdio.early import capture_until_ready
+from shim.stdio.output import STDERR, STDOUT
 
 
 class Ending:
@@ -64,7 +67,7 @@ class Supervisor:
 
     def __init__(self, runtime: Runtime, container: Container, diagnostics, handoff: Handoff, output,
                  ending: Ending, stop: StopSequence | None = None, notify=None, services=(),
-                 timeout: float | None = None) -> None:
+                 timeout: float | None = None, signal_handlers: dict | None = None) -> None:
         import trio
 
         self.runtime = runtime
@@ -78,6 +81,7 @@ class Supervisor:
         self.services = list(services)  # async callables run until supervision ends
         self.timeout = timeout
         self.early = []  # output read before trio ran (shim.stdio.early), replayed first
+        self.signal_handlers = signal_handlers or {}  # kept signals that are not stop requests
         self._events_tx, self._events_rx = trio.open_memory_channel(math.inf)
         self._relays = trio.CancelScope()
 
@@ -138,7 +142,11 @@ class Supervisor:
         if isinstance(event, ChildExited):
             self.runtime.reaper.reap()
         elif isinstance(event, StopRequested):
-            self._events_tx.send_nowait(event)
+            handler = self.signal_handlers.get(event.signum)
+            if handler is not None:
+                handler()
+            else:
+                self._events_tx.send_nowait(event)
 
     def signals_ready(self) -> None:
         """The payload's systemd accepts signals now (``X_SYSTEMD_SIGNALS_LEVEL=2``)."""
@@ -240,18 +248,17 @@ class _SignalsReady:
 
 
 def supervise(runtime: Runtime, container: Container, diagnostics, output, make_supervisor,
-              stop_requests: frozenset[int] = STOP_REQUESTS, loader=None) -> Outcome:
+              stop_requests: frozenset[int] = STOP_REQUESTS, loader=None, announce=None,
+              kept_signals: frozenset[int] = frozenset()) -> Outcome:
     """Route signals at once, import trio (``loader``, if the front started it earlier,
     else now) while the main thread reads the container's first output, then hand over to
     trio. ``make_supervisor(handoff)`` builds the front's Supervisor once trio is loaded; it
-    writes to ``output``. If supervision fails, the exception propagates; the caller cleans
-    up."""
-    from shim.process.trio_import import TrioLoader
-    from shim.stdio.early import capture_until_ready
-    from shim.stdio.output import STDERR, STDOUT
-
+    writes to ``output``. ``announce()`` runs when everything is in place, just before
+    the first read: the moment to tell an engine the container exists (it starts it then,
+    and resizes its terminal). If supervision fails, the exception propagates; the caller
+    cleans up."""
     handoff = Handoff(reap_early=runtime.reaper.reap)
-    router = SignalRouter(container.pidfd, handoff, stop_requests=stop_requests,
+    router = SignalRouter(container.pidfd, handoff, stop_requests=stop_requests, kept=kept_signals,
                           on_forward_error=lambda signum, e: diagnostics.warning(
                               f"could not forward {signal_name(signum)} to the container: {e.strerror}"))
     router.start()
@@ -259,7 +266,9 @@ def supervise(runtime: Runtime, container: Container, diagnostics, output, make_
         loader = loader or TrioLoader()
         pipes = {fd: stream for fd, stream in ((container.stdout_fd, STDOUT), (container.stderr_fd, STDERR))
                  if fd is not None}
-        early, closed = capture_until_ready(pipes, loader.ready_fd, output.before_read)
+        if announce is not None:
+            announce()
+        early, closed = capture_until_ready(pipes, loader.ready_fd, output.before_read, output.early_services)
         if container.stdout_fd in closed:
             container.stdout_fd = None
         if container.stderr_fd in closed:

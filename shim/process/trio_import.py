@@ -65,9 +65,16 @@ class TrioLoader:
     it in the same poll as the container's output.
     """
 
+    # While trio loads, the main thread must get the interpreter within a fraction of a
+    # millisecond when the container's output or the engine's resize arrives; the import
+    # thread would otherwise keep it for CPython's default 5 ms slices.
+    EARLY_SWITCH_INTERVAL = 0.0002
+
     def __init__(self) -> None:
         import threading
 
+        self._switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(self.EARLY_SWITCH_INTERVAL)
         self._module = None
         self._error: BaseException | None = None
         self.ready_fd, self._ready_w = os.pipe2(os.O_CLOEXEC)
@@ -85,6 +92,7 @@ class TrioLoader:
     def result(self):
         """The trio module, once imported (blocks until then)."""
         self._thread.join()
+        sys.setswitchinterval(self._switch_interval)
         for fd in (self.ready_fd, self._ready_w):
             if fd >= 0:
                 os.close(fd)

@@ -19,8 +19,8 @@ import _signal
 
 from shim.errors import UsageError
 
-SIGCHLD, SIGINT, SIGKILL, SIGSTOP, SIGTERM = (_signal.SIGCHLD, _signal.SIGINT, _signal.SIGKILL,
-                                              _signal.SIGSTOP, _signal.SIGTERM)
+SIGCHLD, SIGINT, SIGKILL, SIGSTOP, SIGTERM, SIGWINCH = (_signal.SIGCHLD, _signal.SIGINT, _signal.SIGKILL,
+                                                        _signal.SIGSTOP, _signal.SIGTERM, _signal.SIGWINCH)
 SIGRTMIN, SIGRTMAX = _signal.SIGRTMIN, _signal.SIGRTMAX
 
 STOP_REQUESTS = frozenset({SIGTERM, SIGINT})

@@ -42,7 +42,8 @@ class ChildExited:
 
 
 class StopRequested:
-    """A stop request (per the front's choice of signals) arrived."""
+    """A signal the front handles itself arrived: a stop request (per the front's choice
+    of signals), or another kept signal (SIGWINCH for a terminal the shim owns)."""
 
     __slots__ = ("signum",)
 
@@ -101,11 +102,11 @@ class SignalRouter:
     """Owns the router thread between ``start`` and ``stop``."""
 
     def __init__(self, pidfd: int, handoff: Handoff, on_forward_error,
-                 stop_requests: frozenset[int] = STOP_REQUESTS) -> None:
+                 stop_requests: frozenset[int] = STOP_REQUESTS, kept: frozenset[int] = frozenset()) -> None:
         self._pidfd = pidfd
         self._handoff = handoff
         self._on_forward_error = on_forward_error
-        self._forwarded = forwarded_signals(stop_requests)
+        self._forwarded = forwarded_signals(stop_requests | kept)
         self._routed = routed_signals()
         self._closing = False
         self._thread: threading.Thread | None = None

@@ -115,19 +115,25 @@ class ControlFifo:
         self._keeper = os.open(path, os.O_WRONLY | os.O_CLOEXEC)  # see the module's docstring
         self._lines = LineBuffer()
 
+    def read_available(self, handle) -> None:
+        """Handle every complete message waiting in the fifo (also before trio runs: a
+        resize must reach the terminal before the container looks at its size)."""
+        while True:
+            try:
+                data = os.read(self.fd, 4096)
+            except BlockingIOError:
+                return
+            for line in self._lines.feed(data):
+                if line.strip():
+                    handle(self._parse_line(line))
+
     async def serve(self, handle) -> None:
         """Read messages until cancelled; ``handle(message)`` for each one."""
         import trio
 
         while True:
-            try:
-                data = os.read(self.fd, 4096)
-            except BlockingIOError:
-                await trio.lowlevel.wait_readable(self.fd)
-                continue
-            for line in self._lines.feed(data):
-                if line.strip():
-                    handle(self._parse_line(line))
+            self.read_available(handle)
+            await trio.lowlevel.wait_readable(self.fd)
 
     def close(self) -> None:
         import trio

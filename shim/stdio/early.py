@@ -28,16 +28,17 @@ class EarlyChunk:
         self.received_ns = received_ns
 
 
-def capture_until_ready(pipes: dict[int, int], ready_fd: int, before_read=None) -> tuple[list[EarlyChunk], set[int]]:
+def capture_until_ready(pipes: dict[int, int], ready_fd: int, before_read=None,
+                        also: dict | None = None) -> tuple[list[EarlyChunk], set[int]]:
     """Read ``pipes`` ({fd: stream}) until ``ready_fd`` is readable; return the chunks read
-    and the fds that reached EOF (already closed here)."""
+    and the fds that reached EOF (already closed here). ``also`` ({fd: callback}): other
+    fds that must be served meanwhile (the control fifos), each callback reads its own."""
     chunks: list[EarlyChunk] = []
     closed: set[int] = set()
-    if not pipes:
-        return chunks, closed
+    also = also or {}
     poller = select.poll()
     poller.register(ready_fd, select.POLLIN)
-    for fd in pipes:
+    for fd in list(pipes) + list(also):
         poller.register(fd, select.POLLIN)
     total = 0
     while True:
@@ -45,9 +46,15 @@ def capture_until_ready(pipes: dict[int, int], ready_fd: int, before_read=None) 
         if any(fd == ready_fd for fd, _ in events):
             return chunks, closed
         for fd, _ in events:
+            if fd in also:
+                also[fd]()
+                continue
             if before_read is not None:
                 before_read()
-            data = os.read(fd, READ_SIZE)
+            try:
+                data = os.read(fd, READ_SIZE)
+            except OSError:  # EIO: a pty whose other side is gone for good
+                data = b""
             if not data:
                 poller.unregister(fd)
                 os.close(fd)

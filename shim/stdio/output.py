@@ -36,11 +36,13 @@ class Destination:
 class Output:
     """The fan-out: ``write`` each chunk to every destination, in order."""
 
-    def __init__(self, destinations: list[Destination], before_read=None) -> None:
+    def __init__(self, destinations: list[Destination], before_read=None, early_services=None) -> None:
         self.destinations = list(destinations)
         # Called before each read of a stream: the attach socket accepts waiting clients
         # there, so a client that connected before output was written sees all of it.
         self.before_read = before_read or (lambda: None)
+        # {fd: callback} served while trio loads (see shim.stdio.early): the control fifos.
+        self.early_services = early_services or {}
 
     async def write(self, stream: int, data: bytes, received_ns: int | None = None) -> None:
         for destination in self.destinations:

@@ -85,7 +85,8 @@ def test_config_unreadable(shim_runc, tmp_path):
 @pytest.mark.parametrize("content, fragment", [
     ("{not json", "invalid JSON at line 1"),
     ('{"process": {"args": []}, "root": {"path": "rootfs"}}', "process.args must be a non-empty list"),
-    ('{"process": {"args": ["sh"], "terminal": true}, "root": {"path": "rootfs"}}', "process.terminal is true"),
+    ('{"process": {"args": ["sh"], "terminal": true}, "root": {"path": "rootfs"}}',
+     "process.terminal is true, but the shim's stdin is not a terminal"),
 ])
 def test_config_invalid(shim_runc, tmp_path, content, fragment):
     bundle = tmp_path / "b"

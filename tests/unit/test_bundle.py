@@ -34,7 +34,7 @@ def test_good_config():
     (b'{"process": {"args": [1]}, "root": {"path": "r"}}', "process.args must be a non-empty list"),
     (b'{"process": {"args": [""]}, "root": {"path": "r"}}', "process.args must be a non-empty list"),
     (b'{"process": {"args": ["sh"], "env": "A=1"}, "root": {"path": "r"}}', "process.env must be a list"),
-    (b'{"process": {"args": ["sh"], "terminal": true}, "root": {"path": "r"}}', "process.terminal is true"),
+    (b'{"process": {"args": ["sh"], "terminal": "yes"}, "root": {"path": "r"}}', "process.terminal must be true or false"),
     (b'{"process": {"args": ["sh"]}}', "root.path must be a non-empty string"),
     (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "mounts": {}}', "mounts must be a list of objects"),
     (b'{"process": {"args": ["sh"]}, "root": {"path": "r"}, "mounts": [1]}', "mounts must be a list of objects"),
