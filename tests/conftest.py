@@ -114,15 +114,28 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
 
 
 @pytest.fixture(scope="session")
-def podman_session(tmp_path_factory, busybox_rootfs):
+def journal():
+    """A real systemd-journald in a private mount namespace (tests/helpers/journal.py)."""
+    from tests.helpers.journal import PrivateJournal, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    journal = PrivateJournal()
+    yield journal
+    journal.close()
+
+
+@pytest.fixture(scope="session")
+def podman_session(tmp_path_factory, busybox_rootfs, journal):
     """podman with the shim as its monitor, on storage of its own, the busybox image
-    imported (see tests/helpers/podman.py)."""
+    imported, running beside a real journald (see tests/helpers/podman.py)."""
     from tests.helpers.podman import BUSYBOX_IMAGE, Podman, installed_monitor, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    podman = Podman(str(tmp_path_factory.mktemp("podman")), installed_monitor())
+    podman = Podman(str(tmp_path_factory.mktemp("podman")), installed_monitor(), namespace=journal)
     podman.import_rootfs(busybox_rootfs, BUSYBOX_IMAGE)
     yield podman
     podman.remove_everything()

@@ -18,6 +18,8 @@ SDNOTIFY_MODES = ("auto", "container", "shim", "ignore")
 SYSTEMD_MODES = ("true", "false", "always")
 LOG_LEVELS = ("error", "warning", "info", "debug")
 DEFAULT_STOP_TIMEOUT = 10.0
+LOG_DRIVERS = ("passthrough", "k8s-file", "journald", "none")
+DEFAULT_LOG_MAX_FILES = 1
 
 RUN_OPTIONS = [
     Option("bundle", "b", metavar="DIR", help="OCI bundle directory (default: the current directory)"),
@@ -38,6 +40,13 @@ RUN_OPTIONS = [
            help=f"grace time after the stop signal before SIGKILL (default: {DEFAULT_STOP_TIMEOUT:g})"),
     Option("sdnotify", metavar="MODE", help="readiness relay: auto, container, shim or ignore (default: auto)"),
     Option("systemd", metavar="MODE", help="systemd mode: true (detect), false or always (default: true)"),
+    Option("log-driver", metavar="DRIVER", repeat=True, dest="log_drivers",
+           help="where the container's output goes: passthrough (the shim's stdout and stderr, the "
+                "default), k8s-file, journald or none; several may be given"),
+    Option("log-path", metavar="PATH", help="the k8s-file log (required with --log-driver k8s-file)"),
+    Option("log-size-max", metavar="BYTES", help="rotate the k8s-file log at this size (renamed, never truncated)"),
+    Option("log-max-files", metavar="N", help=f"rotated k8s-file logs kept (default: {DEFAULT_LOG_MAX_FILES})"),
+    Option("log-tag", metavar="TAG", help="journald's CONTAINER_TAG and SYSLOG_IDENTIFIER (default: the ID)"),
     Option("log-level", metavar="LEVEL", help="the shim's own messages: error, warning, info or debug (default: warning)"),
     Option("help", "h", help="show this help and exit"),
 ]
@@ -75,7 +84,8 @@ class RunOptions:
 
     __slots__ = ("container_id", "bundle", "runtime", "runtime_args", "state_dir", "pid_file",
                  "exit_dir", "exit_command", "exit_command_args", "stop_signal", "stop_timeout",
-                 "sdnotify", "systemd", "log_level")
+                 "sdnotify", "systemd", "log_level", "log_drivers", "log_path", "log_size_max",
+                 "log_max_files", "log_tag")
 
     def __init__(self, **values: object) -> None:
         for name in self.__slots__:
@@ -118,7 +128,39 @@ def parse_run_options(argv: list[str], cwd: str) -> RunOptions | None:
         sdnotify=_choice("sdnotify", values.get("sdnotify"), SDNOTIFY_MODES, "auto"),
         systemd=_choice("systemd", values.get("systemd"), SYSTEMD_MODES, "true"),
         log_level=_choice("log-level", values.get("log_level"), LOG_LEVELS, "warning"),
+        **_log_options(values, cwd),
     )
+
+
+def _log_options(values: dict, cwd: str) -> dict:
+    """--log-driver (repeatable, or comma-separated) and the flags that go with it."""
+    drivers: list[str] = []
+    for word in values.get("log_drivers") or ["passthrough"]:
+        for driver in str(word).split(","):
+            if driver not in LOG_DRIVERS:
+                raise UsageError(f"--log-driver must be one of {', '.join(LOG_DRIVERS)}, not {driver!r}")
+            if driver not in drivers:
+                drivers.append(driver)
+    if "none" in drivers and len(drivers) > 1:
+        raise UsageError("--log-driver none cannot be combined with other drivers")
+    log_path = _absolute(values.get("log_path"), cwd)
+    if "k8s-file" in drivers and log_path is None:
+        raise UsageError("--log-driver k8s-file needs --log-path")
+    if log_path is not None and "k8s-file" not in drivers:
+        raise UsageError("--log-path is for --log-driver k8s-file")
+    size_max = _non_negative("log-size-max", values.get("log_size_max"), 0)
+    max_files = _non_negative("log-max-files", values.get("log_max_files"), DEFAULT_LOG_MAX_FILES)
+    return {"log_drivers": drivers, "log_path": log_path, "log_size_max": size_max or -1,
+            "log_max_files": max_files, "log_tag": values.get("log_tag")}
+
+
+def _non_negative(flag: str, value: object, default: int) -> int:
+    if value is None:
+        return default
+    text = str(value)
+    if not text.isascii() or not text.isdigit():
+        raise UsageError(f"--{flag} must be a whole number >= 0, not {value!r}")
+    return int(text)
 
 
 def _absolute(path: object, cwd: str) -> str | None:

@@ -72,6 +72,11 @@ class HostSide:
             except OSError as e:
                 raise MonitorError(f"Failed to open log file {options.log_drivers.k8s_file}: {e.strerror}") from None
             self.logs.append(self.k8s_log)
+        if options.log_drivers.journald:
+            from shim.logs.journald import JournaldLog
+
+            self.logs.append(JournaldLog(options.cid, options.name, options.log_tag, options.log_labels,
+                                         self.diagnostics, partial_marker=not options.no_container_partial_message))
 
     def _open_attach(self) -> None:
         from shim.stdio.attach import AttachSocket, short_path_dir

@@ -129,8 +129,6 @@ class Monitor:
         if not os.access(options.runtime, os.X_OK):
             raise MonitorError(f"Runtime path {options.runtime} is not valid: "
                                f"{'not executable' if os.path.exists(options.runtime) else 'no such file'}")
-        if options.log_drivers.journald:
-            raise MonitorError("the journald log driver is not supported yet")
         if options.log_drivers.passthrough and any(os.isatty(fd) for fd in (0, 1, 2)):
             raise MonitorError("cannot use a tty with passthrough logging mode to prevent attacks via TIOCSTI")
         if options.bundle is not None and not os.path.isdir(options.bundle):

@@ -127,6 +127,11 @@ def check_output_paths(options, env: dict[str, str]) -> str | None:
             raise ShimError(f"--pid-file {options.pid_file}: its directory does not exist")
         if not os.access(directory, os.W_OK | os.X_OK):
             raise ShimError(f"--pid-file {options.pid_file}: its directory is not writable")
+    if options.log_path is not None:  # the log is created now, so that it can be written later
+        try:
+            os.close(os.open(options.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
+        except OSError as e:
+            raise ShimError(f"--log-path {options.log_path}: cannot open: {e.strerror}") from None
     if options.exit_command is not None:
         found = find_executable(options.exit_command, env.get("PATH", ""))
         if found is None:
@@ -227,10 +232,7 @@ def supervise(runtime: Runtime, container, plan, notify, terminal, options, diag
     stderr = Writer.open(2)
     diagnostics.use_writer(stderr if stderr.kind in (NONBLOCKING, SOCKET) else None)
 
-    from shim.stdio.output import Output
-    from shim.stdio.sink import OwnStdio
-
-    output = Output([OwnStdio(stderr, diagnostics)])
+    output = open_output(options, container.id, stderr, diagnostics)
 
     def make_supervisor(handoff):
         from shim.lifecycle.supervise import Supervisor
@@ -258,6 +260,33 @@ def supervise(runtime: Runtime, container, plan, notify, terminal, options, diag
         f"container {container.id} {describe(outcome.status)} after {outcome.ran_for:.2f} s; output drained, "
         f"container deleted and {runtime.reaper.orphans_reaped} orphans reaped in {outcome.cleanup_took * 1000:.0f} ms")
     return outcome.status
+
+
+def open_output(options, container_id: str, stderr, diagnostics):
+    """The destinations --log-driver chose (see shim.logs)."""
+    from shim.stdio.output import Output
+
+    destinations = []
+    try:
+        for driver in options.log_drivers:
+            if driver == "passthrough":
+                from shim.stdio.sink import OwnStdio
+
+                destinations.append(OwnStdio(stderr, diagnostics))
+            elif driver == "k8s-file":
+                from shim.logs.k8s_file import K8sFileLog
+
+                destinations.append(K8sFileLog(options.log_path, diagnostics, max_size=options.log_size_max,
+                                               max_files=options.log_max_files))
+            elif driver == "journald":
+                from shim.logs.journald import JournaldLog
+
+                destinations.append(JournaldLog(container_id, None, options.log_tag, [], diagnostics))
+    except OSError as e:
+        for destination in destinations:
+            destination.close()
+        raise ShimError(f"--log-path {options.log_path}: cannot open: {e.strerror}") from None
+    return Output(destinations)
 
 
 def report_exit(options, exit_command: str | None, exit_status: int, reaper: Reaper, env: dict[str, str],

@@ -57,17 +57,21 @@ class JournalSocket:
         self.path = path
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
 
-    def send(self, entry: bytes) -> None:
+    def send(self, entry: bytes, connected: bool = False) -> None:
         """Send one entry; raises BlockingIOError when the journal has no room now, and
-        OSError when there is no journal."""
+        OSError when there is no journal. ``connected``: the socket was connected to the
+        journal (so that poll() can tell when it has room)."""
         try:
-            self.sock.sendto(entry, self.path)
+            if connected:
+                self.sock.send(entry)
+            else:
+                self.sock.sendto(entry, self.path)
         except OSError as e:
             if e.errno not in (errno.EMSGSIZE, errno.ENOBUFS):
                 raise
-            self._send_in_memfd(entry)
+            self._send_in_memfd(entry, connected)
 
-    def _send_in_memfd(self, entry: bytes) -> None:
+    def _send_in_memfd(self, entry: bytes, connected: bool) -> None:
         fd = os.memfd_create("journal-entry", os.MFD_CLOEXEC | os.MFD_ALLOW_SEALING)
         try:
             view = memoryview(entry)
@@ -78,7 +82,11 @@ class JournalSocket:
             seals = fcntl.F_SEAL_SHRINK | fcntl.F_SEAL_GROW | fcntl.F_SEAL_WRITE | fcntl.F_SEAL_SEAL
             fcntl.fcntl(fd, fcntl.F_ADD_SEALS, seals)
             rights = fd.to_bytes(4, sys.byteorder, signed=True)
-            self.sock.sendmsg([], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)], 0, self.path)
+            ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, rights)]
+            if connected:
+                self.sock.sendmsg([], ancillary)
+            else:
+                self.sock.sendmsg([], ancillary, 0, self.path)
         finally:
             os.close(fd)
 

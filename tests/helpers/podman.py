@@ -68,9 +68,13 @@ runroot = "{work}/run"
 class Podman:
     """podman, configured for the tests; ``podman(...)`` runs one command."""
 
-    def __init__(self, work: str, monitor: str) -> None:
+    def __init__(self, work: str, monitor: str, namespace=None) -> None:
+        """``namespace``: a PrivateJournal (tests/helpers/journal.py) whose mount namespace
+        every podman command runs in, so that containers can log to its journald (podman's
+        overlay mounts live there too, so every command must)."""
         self.work = work
         self.monitor = monitor
+        self.namespace = namespace
         os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
         self.env = dict(os.environ)
         for name, text in (("containers.conf", CONTAINERS_CONF), ("storage.conf", STORAGE_CONF),
@@ -85,6 +89,8 @@ class Podman:
             self.env.pop(name, None)
 
     def argv(self, *args: str) -> list[str]:
+        if self.namespace is not None:
+            return self.namespace.argv("podman", *args)
         return ["podman", *args]
 
     def __call__(self, *args: str, check: bool = True, timeout: float = 120, env: dict | None = None,

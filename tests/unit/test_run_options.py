@@ -66,3 +66,24 @@ def test_mistakes_are_usage_errors(argv, fragment):
         parse_run_options(argv, "/")
     assert fragment in str(e.value)
     assert e.value.exit_code == 125
+
+
+def test_log_drivers_and_their_flags():
+    o = parse_run_options(["--log-driver", "k8s-file,journald", "--log-path", "l", "--log-size-max", "1000",
+                           "--log-max-files", "3", "--log-tag", "t", "x"], "/c")
+    assert o.log_drivers == ["k8s-file", "journald"] and o.log_path == "/c/l"
+    assert (o.log_size_max, o.log_max_files, o.log_tag) == (1000, 3, "t")
+    assert parse_run_options(["x"], "/c").log_drivers == ["passthrough"]
+
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--log-driver", "syslog", "x"], "--log-driver must be one of"),
+    (["--log-driver", "none,journald", "x"], "cannot be combined"),
+    (["--log-driver", "k8s-file", "x"], "needs --log-path"),
+    (["--log-path", "p", "x"], "is for --log-driver k8s-file"),
+    (["--log-driver", "k8s-file", "--log-path", "p", "--log-size-max", "1k", "x"], "--log-size-max must be"),
+])
+def test_bad_log_flags(argv, words):
+    with pytest.raises(UsageError, match=words):
+        parse_run_options(argv, "/c")
