@@ -18,11 +18,13 @@ pytestmark = pytest.mark.integration
 MB = 1024 * 1024
 
 
-def test_podman_journald_fields_and_podman_logs(podman, journal):
+def test_podman_journald_fields_and_podman_logs(podman, journal, tmp_path):
+    pidfile = tmp_path / "monitor.pid"  # inspect's ConmonPid is 0 once the container is cleaned up
     cid = podman.out("run", "-d", "--name", "journaled", "--log-driver", "journald", "--log-opt", "tag=webtag",
-                     IMAGE, "sh", "-c", "echo out-line; echo err-line >&2; printf no-newline")
-    monitor = podman.conmon_pid(cid)
+                     "--conmon-pidfile", str(pidfile), IMAGE, "sh", "-c",
+                     "echo out-line; echo err-line >&2; printf no-newline")
     assert podman.out("wait", cid) == "0"
+    monitor = int(pidfile.read_text())
     entries = journal.entries(f"CONTAINER_ID_FULL={cid}", count=3)
     by_message = {e["MESSAGE"]: e for e in entries}
     assert set(by_message) == {"out-line\n", "err-line\n", "no-newline"}
