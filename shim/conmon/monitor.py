@@ -167,8 +167,9 @@ class Monitor:
         from shim.conmon.host import HostSide
         from shim.process.trio_import import TrioLoader
 
-        # trio loads while the runtime creates the container (see TrioLoader).
-        self.trio_loader = TrioLoader()
+        # trio loads while the runtime creates the container (see TrioLoader), at normal
+        # priority: the monitor answers the engine while it loads.
+        self.trio_loader = TrioLoader(idle=False)
 
         lock = lock_bundle(self.options.bundle, self.options.cid) if self.options.bundle else -1
         try:

@@ -81,6 +81,7 @@ class Supervisor:
         self.services = list(services)  # async callables run until supervision ends
         self.timeout = timeout
         self.early = []  # output read before trio ran (shim.stdio.early), replayed first
+        self.announce = None  # called once every task waits (see supervise's announce)
         self.signal_handlers = signal_handlers or {}  # kept signals that are not stop requests
         self._events_tx, self._events_rx = trio.open_memory_channel(math.inf)
         self._relays = trio.CancelScope()
@@ -106,6 +107,13 @@ class Supervisor:
                 for service in self.services:
                     nursery.start_soon(service)
                 self.runtime.reaper.reap()  # children that exited before trio ran
+                if self.announce is not None:
+                    # Let every task reach its first wait: after the announcement the
+                    # monitor has nothing to do but answer (the engine races its resize
+                    # against the container's start).
+                    for _ in range(3):
+                        await trio.lowlevel.checkpoint()
+                    self.announce()
                 status, timed_out = await self._wait_for_init()
                 exited = time.monotonic()
                 with trio.CancelScope(shield=True):
@@ -253,10 +261,11 @@ def supervise(runtime: Runtime, container: Container, diagnostics, output, make_
     """Route signals at once, import trio (``loader``, if the front started it earlier,
     else now) while the main thread reads the container's first output, then hand over to
     trio. ``make_supervisor(handoff)`` builds the front's Supervisor once trio is loaded; it
-    writes to ``output``. ``announce()`` runs when everything is in place, just before
-    the first read: the moment to tell an engine the container exists (it starts it then,
-    and resizes its terminal). If supervision fails, the exception propagates; the caller
-    cleans up."""
+    writes to ``output``. ``announce()`` runs once trio runs and every task waits: the
+    moment to tell an engine the container exists. The engine starts it then
+    and resizes its terminal, and the monitor must answer at once, which it cannot while
+    another thread imports trio (a resize that came 10 ms late let ``stty size`` see
+    0x0). If supervision fails, the exception propagates; the caller cleans up."""
     handoff = Handoff(reap_early=runtime.reaper.reap)
     router = SignalRouter(container.pidfd, handoff, stop_requests=stop_requests, kept=kept_signals,
                           on_forward_error=lambda signum, e: diagnostics.warning(
@@ -266,8 +275,6 @@ def supervise(runtime: Runtime, container: Container, diagnostics, output, make_
         loader = loader or TrioLoader()
         pipes = {fd: stream for fd, stream in ((container.stdout_fd, STDOUT), (container.stderr_fd, STDERR))
                  if fd is not None}
-        if announce is not None:
-            announce()
         early, closed = capture_until_ready(pipes, loader.ready_fd, output.before_read, output.early_services)
         if container.stdout_fd in closed:
             container.stdout_fd = None
@@ -276,6 +283,7 @@ def supervise(runtime: Runtime, container: Container, diagnostics, output, make_
         trio = loader.result()
         supervisor = make_supervisor(handoff)
         supervisor.early = early
+        supervisor.announce = announce
         return trio.run(supervisor.run)
     finally:
         router.stop()

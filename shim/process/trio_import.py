@@ -30,8 +30,11 @@ class _FindLibraryStandIn:
         return _LIBC
 
 
-def import_trio():
-    """``import trio`` under SCHED_IDLE (see shim.process.scheduling), without children."""
+def import_trio(idle: bool = True):
+    """``import trio`` without children; under SCHED_IDLE (see shim.process.scheduling)
+    unless ``idle`` is false."""
+    if not idle:
+        return _import_without_children()
     from shim.process.scheduling import at_idle_priority
 
     return at_idle_priority(_import_without_children)
@@ -63,6 +66,11 @@ class TrioLoader:
 
     ``ready_fd`` becomes readable when the import is done, so the main thread can wait for
     it in the same poll as the container's output.
+
+    ``idle``: import at idle priority, so that the container's own start-up goes first
+    (``shim run``: a booting systemd). An engine's monitor must not: a thread that the
+    kernel leaves waiting while it holds the interpreter lock holds up the main thread too,
+    and there the main thread must answer at once (the engine's resize before start).
     """
 
     # While trio loads, the main thread must get the interpreter within a fraction of a
@@ -70,9 +78,10 @@ class TrioLoader:
     # thread would otherwise keep it for CPython's default 5 ms slices.
     EARLY_SWITCH_INTERVAL = 0.0002
 
-    def __init__(self) -> None:
+    def __init__(self, idle: bool = True) -> None:
         import threading
 
+        self._idle = idle
         self._switch_interval = sys.getswitchinterval()
         sys.setswitchinterval(self.EARLY_SWITCH_INTERVAL)
         self._module = None
@@ -83,7 +92,7 @@ class TrioLoader:
 
     def _load(self) -> None:
         try:
-            self._module = import_trio()
+            self._module = import_trio(self._idle)
         except BaseException as e:  # re-raised in the main thread by result()
             self._error = e
         finally:
