@@ -22,6 +22,7 @@ from shim import __version__
 from shim.conmon.options import MONITOR_FAILED, MonitorError, check_options, parse_conmon_options, version_text
 from shim.diagnostics import Diagnostics
 from shim.errors import ShimError, UsageError
+from shim.signals.catalog import SIGKILL
 
 IDENTIFIER = "shim-conmon"
 ENGINE_DRAIN_TIMEOUT = 2.0  # podman waits 5 s for the exit file once the container is gone
@@ -107,6 +108,7 @@ class Monitor:
         # reservations, slirp's sync pipe), held until the container is gone.
         self.held_fds = sorted(fd for fd in inherited if fd > 2 and fd not in self.engine_fds)
         self.pid_reported = False
+        self.engine_gone = False
         self.trio_loader = None
 
     # -- the table of contents -------------------------------------------------------
@@ -228,6 +230,12 @@ class Monitor:
                 outcome = self.end_after_failure(runtime, container, e)
         finally:
             os.close(container.pidfd)
+        if self.engine_gone:
+            if not self.options.exec:
+                from shim.lifecycle.startup import remove_container
+
+                remove_container(runtime, self.options.cid)
+            return MONITOR_FAILED
         return self.report_exit(runtime, outcome, watch, host, engine_score)
 
     # -- the steps ---------------------------------------------------------------------
@@ -311,6 +319,11 @@ class Monitor:
         def report_pid():
             self.sync.send(container.init_pid)
             self.pid_reported = True
+            if self.sync.gone:  # nobody will ever start, stop or delete this container
+                self.diagnostics.warning(f"the engine is gone before it heard of container {self.options.cid}: "
+                                         "removing it")
+                self.engine_gone = True
+                container.signal(SIGKILL)
 
         return supervise(runtime, container, self.diagnostics, output, make_supervisor, stop_requests=frozenset(),
                          loader=self.trio_loader, announce=report_pid)

@@ -72,6 +72,7 @@ class EnginePipe:
     def __init__(self, fd: int | None, key: str) -> None:
         self.fd = fd
         self.key = key
+        self.gone = False  # the engine closed its end: nobody is listening any more
 
     def send(self, value: int, message: str | None = None) -> bool:
         """Write one message; False when nobody could read it."""
@@ -85,6 +86,7 @@ class EnginePipe:
         except OSError as e:
             if e.errno not in (errno.EPIPE, errno.ECONNRESET, errno.EBADF):
                 raise
+            self.gone = True
             self.close()
             return False
 

@@ -136,15 +136,23 @@ class ControlFifo:
             await trio.lowlevel.wait_readable(self.fd)
 
     def close(self) -> None:
+        """Close both ends and remove the fifo: an engine that writes it after the monitor
+        is gone gets ENOENT at once instead of blocking in open()."""
         import trio
 
         for fd in (self.fd, self._keeper):
+            if fd < 0:
+                continue
             try:
                 trio.lowlevel.notify_closing(fd)
             except RuntimeError:
                 pass
             os.close(fd)
         self.fd = self._keeper = -1
+        try:
+            os.unlink(self.path)
+        except FileNotFoundError:
+            pass
 
 
 def open_control_fifos(bundle: str) -> tuple[ControlFifo, ControlFifo]:
