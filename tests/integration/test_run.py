@@ -126,11 +126,14 @@ def test_runtime_is_spawned_clean(shim_runc, tmp_path):
     wrapper = tmp_path / "runtime"
     # A shell, not Python: Python itself ignores SIGPIPE and SIGXFSZ as it starts. dash
     # keeps its script open on fds >= 10, so fds 3..9 are the ones that must be absent.
-    # External commands only: a command substitution would open a pipe in the shell.
+    # No command substitution: it would open a pipe in the shell. The signal masks are read
+    # with builtins: while dash waits for a child it blocks every signal for a moment, so a
+    # child reading the shell's status could catch that mask instead of the one it got.
     wrapper.write_text(
         "#!/bin/sh\n"
         f"ls /proc/$$/fd > {record}.$$.fds\n"
-        f"grep -E '^Sig(Blk|Ign)' /proc/$$/status > {record}.$$.sig\n"
+        "while read -r line; do case $line in SigBlk*|SigIgn*) echo \"$line\";; esac; done "
+        f"< /proc/$$/status > {record}.$$.sig\n"
         f"exec {shim_runc.runtime} \"$@\"\n")
     wrapper.chmod(0o755)
     shim_runc.runtime = str(wrapper)
