@@ -19,7 +19,8 @@ import uuid
 import pytest
 
 from tests.helpers.harness import SHIM
-from tests.helpers.host_systemd import HostSystemd, Manager, layouts_to_test, unavailable_reason
+from tests.helpers.host_systemd import (HostSystemd, Manager, SystemManager, layouts_to_test, pid1_is_systemd,
+                                       unavailable_reason)
 
 pytestmark = pytest.mark.integration
 
@@ -44,7 +45,8 @@ def generate(harness, bundle: str, container_id: str, directory: str, *flags: st
 class GeneratedUnit:
     """A generated service (and socket) installed in a manager; removed by ``cleanup``."""
 
-    def __init__(self, manager: Manager, harness, bundle: str, tmp_path, *flags: str, runtime: str | None = None):
+    def __init__(self, manager: Manager, harness, bundle: str, tmp_path, *flags: str, runtime: str | None = None,
+                 edit=None):
         self.manager = manager
         self.harness = harness
         self.runtime = runtime or harness.runtime
@@ -53,7 +55,7 @@ class GeneratedUnit:
         self.files = generate(harness, bundle, self.container_id, str(tmp_path / self.name), "--name", self.name,
                               *flags, runtime=self.runtime)
         for name, text in self.files.items():
-            manager.write_unit(name, text)
+            manager.write_unit(name, edit(text) if edit and name == self.service else text)
 
     @property
     def service(self) -> str:
@@ -120,8 +122,8 @@ class GeneratedUnit:
 def units(host_systemd, tmp_path):
     made: list[GeneratedUnit] = []
 
-    def make(harness, bundle: str, *flags: str, runtime: str | None = None, manager: Manager | None = None):
-        unit = GeneratedUnit(manager or host_systemd, harness, bundle, tmp_path, *flags, runtime=runtime)
+    def make(harness, bundle: str, *flags: str, runtime: str | None = None, manager: Manager | None = None, edit=None):
+        unit = GeneratedUnit(manager or host_systemd, harness, bundle, tmp_path, *flags, runtime=runtime, edit=edit)
         made.append(unit)
         return unit
 
@@ -189,6 +191,16 @@ def test_mistakes_cost_one_line_and_write_nothing(shim_runc, tmp_path):
 
 # -- under a real systemd ------------------------------------------------------------------
 
+def test_the_manager_is_pid_1_where_it_is_systemd(units, shim_runc):
+    unit = units(shim_runc, shim_runc.bundle(SERVER))
+    if pid1_is_systemd():
+        assert isinstance(unit.manager, SystemManager)
+        assert os.path.isfile(f"/etc/systemd/system/{unit.service}")
+    else:
+        assert isinstance(unit.manager, HostSystemd) and unit.manager.user == ["--user"]
+    assert unit.manager.show(unit.service, "LoadState") == {"LoadState": "loaded"}
+
+
 def test_a_generated_unit_runs_the_demo_bundle(units, shim_runc, tmp_path):
     """The bundle `shim demo` runs: active as soon as it started (READY=1 and its status
     from the shim), inactive and successful once its script is done."""
@@ -250,6 +262,29 @@ def test_killed_units_leave_nothing_behind(units, shim_runc, tmp_path, how):
     unit.wait("NRestarts", "1", "2")
     state = unit.wait("ActiveState", "active")
     assert unit.container_pid() != first
+    assert_inside_its_unit(unit, unit.manager.layout)
+    assert unit.stop() == {"ActiveState": "inactive", "Result": "success"}
+    assert unit.leftovers() == []
+
+
+def test_a_killed_shims_leftovers_wait_for_the_next_start(units, shim_runc, tmp_path):
+    """Without Restart=, the container dies with the shim (systemd kills the unit's
+    cgroup), but the runtime's record of it and the shim's state directory stay until the
+    unit starts again; that shim removes them first, and leaves nothing once stopped."""
+    log = tmp_path / "shim.log"
+    unit = units(shim_runc, shim_runc.bundle(SERVER), edit=lambda text: text.replace(
+        "Restart=on-failure\n", f"StandardError=file:{log}\n"))
+    unit.start()
+    first = unit.container_pid()
+    unit.manager.run("kill", "-KILL", unit.show("MainPID")["MainPID"], check=True)
+    unit.wait_gone(first)
+    assert unit.wait("ActiveState", "failed")["Result"] == "signal"
+    state = json.loads(unit.manager.run(unit.runtime, "state", unit.container_id).stdout)
+    assert state["status"] == "stopped"
+    assert os.path.isdir(os.path.join(shim_runc.state_dir, unit.container_id))
+    unit.manager.systemctl("reset-failed", unit.service)
+    unit.start()
+    assert f"removed container {unit.container_id}, left behind by a shim that died" in log.read_text()
     assert_inside_its_unit(unit, unit.manager.layout)
     assert unit.stop() == {"ActiveState": "inactive", "Result": "success"}
     assert unit.leftovers() == []
