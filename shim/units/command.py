@@ -77,14 +77,20 @@ def interpreter() -> list[str]:
 
 
 def write_files(directory: str, files: list[tuple[str, str]]) -> None:
-    from shim.state.files import write_atomic
+    """Each file atomically; if one cannot be written, the ones written before it are
+    removed again: a service without the socket it requires must not be left to load."""
+    from shim.state.files import remove_quietly, write_atomic
 
     if not os.path.isdir(directory):
         raise ShimError(f"--files {directory}: no such directory")
+    written = []
     for name, text in files:
         path = os.path.join(os.path.abspath(directory), name)
         try:
             write_atomic(path, text.encode())
         except OSError as e:
+            for done in written:
+                remove_quietly(done)
             raise ShimError(f"--files {directory}: cannot write {name}: {e.strerror}") from None
-        sys.stdout.write(path + "\n")
+        written.append(path)
+    sys.stdout.write("".join(path + "\n" for path in written))

@@ -187,6 +187,10 @@ def test_mistakes_cost_one_line_and_write_nothing(shim_runc, tmp_path):
     assert run("generate", "systemd", "--socket", "nowhere", "c1") == (
         125, ["shim: --socket nowhere: not one of PORT, IPv4:PORT, [IPv6]:PORT, /path or @name"])
     assert os.listdir(out) == []
+    (out / "shim-c1.socket").mkdir()  # the socket unit cannot be written: the service must not stay
+    code, lines = run("generate", "systemd", "-b", shim_runc.bundle(SERVER), "--socket", "80", "--files", str(out), "c1")
+    assert code == 125 and len(lines) == 1 and lines[0].startswith(f"shim: --files {out}: cannot write shim-c1.socket")
+    assert os.listdir(out) == ["shim-c1.socket"]
 
 
 # -- under a real systemd ------------------------------------------------------------------

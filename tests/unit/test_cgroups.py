@@ -181,3 +181,66 @@ def test_plan_renders_the_placement_and_carries_systemd_modes_cgroup():
     plan = Plan(config, 15, True, systemd=False, cgroup_parent=decide(found, True, []))
     assert plan.render("/run/shim/web", "web")[1].systemd_leaf is None
     assert Plan(config, 15, True).render("/run/shim/web", "web")[1] is None
+
+
+def fake_tree(tmp_path, layout_name):
+    """Plain directories standing in for cgroup mounts (prepare only mkdirs, copies the
+    cpuset knobs and writes cgroup.procs)."""
+    if layout_name == UNIFIED:
+        (tmp_path / "v2" / "system.slice" / "web.service" / "shim").mkdir(parents=True)
+        (tmp_path / "v2" / "system.slice" / "web.service" / "shim" / "cgroup.procs").write_text("")  # the kernel's
+        return [Hierarchy(CGROUP2, str(tmp_path / "v2"), UNIT)]
+    for h in ("systemd", "unified", "pids", "cpuset", "freezer"):
+        (tmp_path / h).mkdir()
+    for h in ("systemd", "unified", "pids"):  # systemd has the unit there
+        (tmp_path / h / "system.slice" / "web.service").mkdir(parents=True)
+    (tmp_path / "cpuset" / "cpuset.cpus").write_text("0-1\n")
+    (tmp_path / "cpuset" / "cpuset.mems").write_text("0\n")
+    (tmp_path / "freezer" / "system.slice" / "web.service").mkdir(parents=True)  # a killed shim's
+    return [Hierarchy(SYSTEMD_NAME, str(tmp_path / "systemd"), UNIT), Hierarchy(CGROUP2, str(tmp_path / "unified"), UNIT),
+            Hierarchy("pids", str(tmp_path / "pids"), UNIT), Hierarchy("cpuset", str(tmp_path / "cpuset"), "/"),
+            Hierarchy("freezer", str(tmp_path / "freezer"), "/")]
+
+
+def test_prepare_on_v1_takes_what_is_not_systemds(tmp_path):
+    from shim.cgroups.delegation import CgroupParent
+    from shim.cgroups.placement import prepare
+    from shim.systemd.cgroups import remove_cgroups
+
+    setup = CgroupSetup(CgroupParent(UNIT, HYBRID, fake_tree(tmp_path, HYBRID)), f"{UNIT}/container-web")
+    made = []
+    prepare(setup, made)
+    cpuset = tmp_path / "cpuset" / "system.slice"
+    assert sorted(made) == sorted([str(cpuset), str(cpuset / "web.service"),
+                                   str(tmp_path / "freezer" / "system.slice" / "web.service")])
+    assert (cpuset / "cpuset.cpus").read_text() == "0-1\n" and (cpuset / "web.service" / "cpuset.mems").read_text() == "0\n"
+    for knob in cpuset.rglob("cpuset.*"):
+        knob.unlink()  # in a cgroup file system they go with their directory
+    remove_cgroups(made + [str(tmp_path / "pids" / "gone")])
+    assert not cpuset.exists() and not (tmp_path / "freezer" / "system.slice" / "web.service").exists()
+    assert (tmp_path / "pids" / "system.slice" / "web.service").is_dir()  # systemd's: untouched
+
+
+def test_prepare_on_v2_moves_the_shim_into_a_leaf(tmp_path):
+    from shim.cgroups.delegation import CgroupParent
+    from shim.cgroups.placement import prepare
+
+    setup = CgroupSetup(CgroupParent(UNIT, UNIFIED, fake_tree(tmp_path, UNIFIED)), f"{UNIT}/container-web")
+    made = []
+    prepare(setup, made)
+    assert made == []  # the shim's leaf is systemd's to remove, with the unit
+    assert (tmp_path / "v2" / "system.slice" / "web.service" / "shim" / "cgroup.procs").read_text() == "0"
+
+
+def test_prepare_failures_name_the_cgroup(tmp_path):
+    from shim.cgroups.delegation import CgroupParent
+    from shim.cgroups.placement import prepare
+    from shim.errors import ShimError
+
+    hierarchy = Hierarchy("freezer", str(tmp_path / "missing"), "/")
+    made = []
+    with pytest.raises(ShimError, match=f"cgroup {tmp_path}/missing/system.slice: cannot create: No such file"):
+        prepare(CgroupSetup(CgroupParent(UNIT, LEGACY, [hierarchy]), f"{UNIT}/container-web"), made)
+    assert made == []
+    with pytest.raises(ShimError, match="cannot move the shim there"):
+        prepare(CgroupSetup(CgroupParent(UNIT, UNIFIED, [Hierarchy(CGROUP2, str(tmp_path / "v2"), UNIT)]), ""), made)
