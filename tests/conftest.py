@@ -47,6 +47,21 @@ def debian_rootfs() -> str:
     return cached_debian_systemd_rootfs()
 
 
+@pytest.fixture(scope="session")
+def host_systemd(tmp_path_factory):
+    """A real systemd service manager: PID 1 where it is systemd, else a confined user
+    manager (tests/helpers/host_systemd.py)."""
+    from tests.helpers.host_systemd import manager_for_tests, unavailable_reason
+
+    reason = unavailable_reason()
+    if reason:
+        pytest.skip(reason)
+    manager = manager_for_tests(str(tmp_path_factory.mktemp("host-systemd")))
+    manager.start()
+    yield manager
+    manager.stop()
+
+
 @pytest.fixture(params=RUNTIMES)
 def runtime(request, runtime_scratch) -> str:
     path, reason = runtime_path(request.param, runtime_scratch)

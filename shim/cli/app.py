@@ -24,6 +24,9 @@ forwards signals, and exits with the container's status.
 commands:
   run ID     run a container from an OCI bundle in the foreground (see shim run --help)
   demo       build a small busybox bundle and run it, showing what the shim does
+  generate systemd ID
+             print systemd units that run a container with the shim
+             (see shim generate systemd --help)
 
 Exit codes: the container's own; 125 when the shim fails, 126 when the container's
 command cannot be executed, 127 when it is not found.
@@ -89,7 +92,11 @@ def dispatch(argv: list[str]) -> int:
         from shim.demo.command import demo_command
 
         return demo_command(rest)
-    raise UsageError(f"unknown command {command!r} (commands: run, demo; see shim --help)")
+    if command == "generate":
+        from shim.units.command import generate_command
+
+        return generate_command(rest)
+    raise UsageError(f"unknown command {command!r} (commands: run, demo, generate; see shim --help)")
 
 
 def run_command(argv: list[str]) -> int:

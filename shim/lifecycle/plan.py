@@ -17,11 +17,11 @@ NOTIFY_DIRECTORY = "notify"  # in the state directory
 
 class Plan:
     __slots__ = ("config", "stop_signal", "own_pid_namespace", "systemd", "notify_mode", "host_notify_socket",
-                 "activation", "has_shell", "cgroup_layout", "terminal")
+                 "activation", "has_shell", "cgroup_layout", "cgroup_parent", "terminal")
 
     def __init__(self, config: dict, stop_signal: int, own_pid_namespace: bool, systemd: bool = False,
                  notify_mode: str | None = None, host_notify_socket: str | None = None,
-                 activation=None, has_shell: bool = True, terminal: bool = False) -> None:
+                 activation=None, has_shell: bool = True, cgroup_parent=None, terminal: bool = False) -> None:
         self.config = config
         self.stop_signal = stop_signal
         self.own_pid_namespace = own_pid_namespace
@@ -31,6 +31,7 @@ class Plan:
         self.activation = activation
         self.has_shell = has_shell  # the root filesystem has /bin/sh
         self.cgroup_layout = "unified"  # the host's (shim.systemd.config), for systemd mode
+        self.cgroup_parent = cgroup_parent  # the shim's unit's cgroup, for the container to go below
         self.terminal = terminal  # process.terminal: the shim's own terminal is the container's
 
     @property
@@ -43,12 +44,18 @@ class Plan:
         """Only a systemd payload that can talk to us says when it accepts signals."""
         return self.systemd and self.notify_mode == CONTAINER
 
-    def render(self, state_dir: str, container_id: str) -> tuple[dict, str | None]:
-        """The configuration the runtime gets, with the shim's additions, and (systemd mode
-        on cgroup v1 or hybrid hosts) the name=systemd cgroup that must exist before create."""
+    def render(self, state_dir: str, container_id: str) -> tuple[dict, object]:
+        """The configuration the runtime gets, with the shim's additions, and what the cgroup
+        file system needs before create: the container's place below the shim's unit
+        (shim.cgroups), and (systemd mode on cgroup v1 or hybrid hosts) the name=systemd
+        cgroup to bind into the container."""
         config = copy(self.config)
-        systemd_cgroup = None
+        systemd_cgroup = placement = None
         # Features a run may not use are imported only when it does: start-up is a feature.
+        if self.cgroup_parent is not None:
+            from shim.cgroups.placement import place_container
+
+            placement = place_container(config, container_id, self.cgroup_parent)
         if self.systemd:
             from shim.systemd.config import apply_systemd_mode
 
@@ -59,6 +66,8 @@ class Plan:
             from shim.activation.listen_fds import hand_over
 
             hand_over(config, self.activation, self.own_pid_namespace, self.has_shell)
+        if placement is not None:  # it prepares systemd mode's cgroup too
+            placement.systemd_leaf, systemd_cgroup = systemd_cgroup, placement
         return config, systemd_cgroup
 
 
@@ -78,6 +87,7 @@ def make_plan(bundle: Bundle, options, env: dict[str, str], own_pid: int) -> Pla
         notify_mode=resolve_mode(options.sdnotify, systemd, host_notify_socket),
         host_notify_socket=host_notify_socket,
         activation=activation_for(env, own_pid),
+        cgroup_parent=cgroup_parent_for(bundle, options.runtime_args, env, own_pid),
         terminal=bundle.terminal,
     )
 
@@ -89,6 +99,22 @@ def activation_for(env: dict[str, str], own_pid: int):
     from shim.activation.listen_fds import parse_activation, soft_fd_limit
 
     return parse_activation(env, own_pid, soft_fd_limit())
+
+
+def cgroup_parent_for(bundle: Bundle, runtime_args: list[str], env: dict[str, str], own_pid: int):
+    """The cgroup of the systemd unit the shim runs in (or a delegated one), for the
+    container to go below it (see shim.cgroups); None elsewhere, where containers stay
+    where the runtime puts them."""
+    if "INVOCATION_ID" not in env and "SYSTEMD_EXEC_PID" not in env:
+        return None  # no systemd unit above the shim: nothing to read, nothing to import
+    from shim.cgroups.delegation import delegated_parent
+
+    parent = delegated_parent(env, own_pid)
+    if parent is None:
+        return None
+    from shim.cgroups.placement import placement_applies
+
+    return parent if placement_applies(bundle.config, runtime_args) else None
 
 
 def choose_stop_signal(flag: int | None, annotations: dict, systemd: bool) -> int:

@@ -16,11 +16,22 @@ def host_cgroup_layout() -> str:
     return LEGACY
 
 
-def prepare_systemd_cgroup(path: str, made: list[str]) -> None:
-    """Make sure ``<name=systemd>/<path>`` exists before create, whichever runtime creates
-    the container's cgroups and whenever it mounts them. Each directory the shim creates
-    goes into ``made`` at once (deepest first), to be removed once the runtime deleted the
-    container, even if a deeper mkdir fails."""
+def prepare_systemd_cgroup(path, made: list[str]) -> None:
+    """Make the cgroup file system ready for create, as ``Plan.render`` asked: ``path`` is
+    systemd mode's ``name=systemd`` cgroup, or the container's place below the shim's unit
+    (a ``shim.cgroups.placement.CgroupSetup``, which may carry that cgroup too).
+
+    ``<name=systemd>/<path>`` must exist before create, whichever runtime creates the
+    container's cgroups and whenever it mounts them. Each directory the shim creates goes
+    into ``made`` at once, to be removed once the runtime deleted the container, even if a
+    deeper mkdir fails."""
+    if not isinstance(path, str):
+        from shim.cgroups.placement import prepare
+
+        prepare(path, made)
+        path = path.systemd_leaf
+        if path is None:
+            return
     missing = []
     directory = f"{CGROUP_ROOT}/systemd{path.rstrip('/')}"
     while not os.path.isdir(directory):
@@ -31,14 +42,15 @@ def prepare_systemd_cgroup(path: str, made: list[str]) -> None:
             os.mkdir(d)
         except OSError as e:
             raise ShimError(f"cgroup {d}: cannot create: {e.strerror}") from None
-        made.insert(0, d)
+        made.append(d)
 
 
 def remove_cgroups(directories: list[str]) -> None:
-    for directory in directories:
+    """Remove what the shim created, deepest first (across hierarchies). One the runtime
+    removed already is fine; one still in use (another container below it) stays, and so
+    do its parents."""
+    for directory in sorted(set(directories), key=lambda d: d.count("/"), reverse=True):
         try:
             os.rmdir(directory)
-        except FileNotFoundError:
-            pass  # the runtime removed it
         except OSError:
-            break  # still in use: its parents are too
+            pass

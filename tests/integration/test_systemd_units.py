@@ -1,5 +1,6 @@
-"""The shim as the main process of real systemd units (a confined user manager):
-Type=notify readiness, status, watchdog, timeouts, and stopping through the shim."""
+"""The shim as the main process of real systemd units (PID 1 where it is systemd, else a
+confined user manager): Type=notify readiness, status, watchdog, timeouts, and stopping
+through the shim."""
 
 from __future__ import annotations
 
@@ -11,34 +12,23 @@ import uuid
 import psutil
 import pytest
 
-from tests.helpers.host_systemd import HostSystemd, unavailable_reason
+from tests.helpers.host_systemd import Manager
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def host_systemd(tmp_path_factory):
-    reason = unavailable_reason()
-    if reason:
-        pytest.skip(reason)
-    manager = HostSystemd(str(tmp_path_factory.mktemp("host-systemd")))
-    manager.start()
-    yield manager
-    manager.stop()
 
 
 class Unit:
     """A transient unit running ``shim run`` in the confined manager."""
 
-    def __init__(self, manager: HostSystemd, harness, bundle: str, *shim_flags: str, properties=()) -> None:
+    def __init__(self, manager: Manager, harness, bundle: str, *shim_flags: str, properties=()) -> None:
         self.manager = manager
         self.harness = harness
         self.name = f"shim-{uuid.uuid4().hex[:8]}.service"
         self.container_id = harness.new_id()
         argv = [sys.executable, "-m", "shim", *harness.argv(bundle, self.container_id, *shim_flags)[3:]]
         props = ["Type=notify", "LimitCORE=0", *properties]
-        result = manager.run("systemd-run", "--user", "--no-block", f"--unit={self.name}",
-                             *[f"--property={p}" for p in props], "--", *argv)
+        result = manager.systemd_run("--no-block", f"--unit={self.name}", *[f"--property={p}" for p in props],
+                                     "--", *argv)
         assert result.returncode == 0, result.stderr
 
     def show(self, *props: str) -> dict[str, str]:
@@ -50,7 +40,7 @@ class Unit:
         return state
 
     def log(self) -> str:
-        return self.manager.run("sh", "-c", f"systemctl --user status {self.name} --no-pager -l 2>&1 | tail -20").stdout
+        return self.manager.status(self.name)
 
     def stop(self) -> dict[str, str]:
         self.manager.systemctl("stop", self.name)
@@ -189,9 +179,7 @@ def test_socket_unit_starts_the_container_on_the_first_connection(host_systemd, 
         assert host_systemd.run("runc", "state", container_id).returncode != 0
         assert not os.path.exists(os.path.join(shim_runc.state_dir, container_id))
     finally:
-        host_systemd.systemctl("stop", f"{name}.socket", f"{name}.service")
-        host_systemd.run("rm", "-f", f"/run/user/0/systemd/user/{name}.socket", f"/run/user/0/systemd/user/{name}.service")
-        host_systemd.systemctl("daemon-reload")
+        host_systemd.remove_units(f"{name}.socket", f"{name}.service")
 
 
 def test_the_seed_scenario(units, shim_runc, debian_rootfs, tmp_path):
