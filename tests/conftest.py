@@ -141,31 +141,84 @@ def journal():
     journal.close()
 
 
-@pytest.fixture(scope="session")
-def podman_session(tmp_path_factory, busybox_rootfs, journal):
+@pytest.fixture(scope="session", params=["fork-server", "no-fork-server"])
+def podman_session(request, tmp_path_factory, busybox_rootfs, journal):
     """podman with the shim as its monitor, on storage of its own, the busybox image
-    imported, running beside a real journald (see tests/helpers/podman.py)."""
+    imported, running beside a real journald (see tests/helpers/podman.py); every podman
+    test runs with monitors forked by the fork server and with monitors on their own."""
     from tests.helpers.podman import BUSYBOX_IMAGE, Podman, installed_monitor, unavailable_reason
 
     reason = unavailable_reason()
     if reason:
         pytest.skip(reason)
-    podman = Podman(str(tmp_path_factory.mktemp("podman")), installed_monitor(), namespace=journal)
+    podman = Podman(str(tmp_path_factory.mktemp("podman")), installed_monitor(), namespace=journal,
+                    fork_server=request.param == "fork-server")
     podman.import_rootfs(busybox_rootfs, BUSYBOX_IMAGE)
     yield podman
     podman.remove_everything()
     podman("system", "reset", "--force", check=False, timeout=300)
+    podman.stop_fork_servers()
 
 
 @pytest.fixture
 def podman(podman_session):
     """The session's podman; after the test, every container is removed and every monitor
-    must have ended (they are this process's children: it is a subreaper)."""
+    must have ended (they are this process's children: it is a subreaper). The fork
+    server, if the session has one, lives on for the next test."""
     from tests.helpers.harness import child_pids
     from tests.helpers.podman import monitors_gone
 
     baseline = child_pids()
     yield podman_session
     podman_session.remove_everything()
-    problems = monitors_gone(baseline)
+    problems = monitors_gone(baseline | set(podman_session.fork_servers()))
     assert not problems, "left behind: " + "; ".join(problems)
+
+
+@pytest.fixture
+def engine(runc, busybox_rootfs, tmp_path):
+    """Sessions against a busybox bundle; every container removed and every monitor
+    reaped at the end (the test process is their subreaper)."""
+    import subprocess
+
+    from tests.helpers.engine import MONITORS, Session, monitor_args
+    from tests.helpers.harness import child_pids, new_container_id
+    from tests.helpers.runtimes import container_known, force_delete
+    from tests.helpers.oci import make_config, write_bundle
+    from tests.helpers.podman import monitors_gone
+
+    baseline = child_pids()
+    used_ids: list[str] = []
+    sessions: list[Session] = []
+
+    class Engine:
+        runtime = runc
+        used = used_ids
+
+        def bundle(self, args: list[str], name: str = "bundle") -> str:
+            return write_bundle(str(tmp_path / name), make_config(args, rootfs=busybox_rootfs))
+
+        def session(self, monitor: str, args: list[str], bundle: str, *extra: str, legacy: bool = False, **kwargs):
+            cid = new_container_id("engine")
+            used_ids.append(cid)
+            work = tmp_path / cid
+            (work / "exits").mkdir(parents=True)
+            argv = monitor_args(cid, self.runtime, bundle, str(work), *extra)
+            if legacy:  # CRI-O passes no --api-version
+                argv = argv[2:]
+            session = Session(MONITORS[monitor], argv, **kwargs)
+            session.cid, session.work = cid, str(work)
+            sessions.append(session)
+            return session
+
+        def runtime_start(self, cid: str) -> None:
+            subprocess.run([runc, "start", cid], check=True, capture_output=True)
+
+    yield Engine()
+    for session in sessions:
+        session.close()
+    for cid in used_ids:
+        if container_known(runc, cid):
+            force_delete(runc, cid)
+    problems = monitors_gone(baseline)
+    assert not problems, problems

@@ -30,11 +30,15 @@ LISTEN_PID_WRAPPER = ["/bin/sh", "-c", 'LISTEN_PID=$$; export LISTEN_PID; exec "
 
 
 def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["--fork-server"] and len(argv) == 2:  # started by a client: see fork_server
+        from shim.conmon.fork_server import serve
+
+        return serve(argv[1])
     from shim.signals.mask import block_routed_signals
 
     block_routed_signals()  # from the first line: no signal may kill the monitor
     inherited = _open_fds()  # before the monitor opens anything of its own
-    argv = sys.argv[1:] if argv is None else argv
     env = dict(os.environ) if env is None else env
     diagnostics = Diagnostics(name=IDENTIFIER)
     try:
@@ -59,10 +63,39 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
 
         diagnostics.also_to(SystemLog(IDENTIFIER, options.cid))
     try:
-        return Monitor(options, env, diagnostics, inherited).run()
+        return Monitor(options, env, diagnostics, inherited, argv).run()
     except Exception as e:  # a bug: one line where the monitor's messages go
         diagnostics.error(f"internal error: {type(e).__name__}: {e}")
         return MONITOR_FAILED
+
+
+def run_forked(argv: list[str], env: dict[str, str], inherited: frozenset[int]) -> int:
+    """The monitor the fork server forked for a client (shim.conmon.fork_server): the same
+    monitor, from the point where it is on its own."""
+    diagnostics = Diagnostics(name=IDENTIFIER)
+    try:
+        options = check_options(parse_conmon_options(argv), os.getcwd())
+    except ShimError as e:  # the client parsed the same argv: only a changed file system
+        diagnostics.error(e.message)
+        return MONITOR_FAILED
+    diagnostics = Diagnostics(options.log_level, name=IDENTIFIER)
+    if options.syslog:
+        from shim.logs.journal_protocol import SystemLog
+
+        diagnostics.also_to(SystemLog(IDENTIFIER, options.cid))
+    try:
+        return Monitor(options, env, diagnostics, inherited, argv).run_forked()
+    except Exception as e:  # a bug: one line where the monitor's messages go
+        diagnostics.error(f"internal error: {type(e).__name__}: {e}")
+        return MONITOR_FAILED
+
+
+def _is_open(fd: int) -> bool:
+    try:
+        os.fstat(fd)
+        return True
+    except OSError:
+        return False
 
 
 def main_and_exit() -> None:
@@ -94,11 +127,14 @@ def _open_fds() -> frozenset[int]:
 class Monitor:
     """One container, from the engine's start byte to the monitor's exit."""
 
-    def __init__(self, options, env: dict[str, str], diagnostics, inherited: frozenset[int]) -> None:
+    def __init__(self, options, env: dict[str, str], diagnostics, inherited: frozenset[int],
+                 argv: list[str] = ()) -> None:
         from shim.conmon.sync_pipe import ATTACH_PIPE, START_PIPE, SYNC_PIPE, EnginePipe, fd_from_env
 
         self.options = options
         self.env = env
+        self.argv = list(argv)  # as the engine gave it: what a fork server's monitor parses again
+        self.inherited = inherited
         self.diagnostics = diagnostics
         self.sync = EnginePipe(fd_from_env(env, SYNC_PIPE), options.sync_key)
         self.start_fd = fd_from_env(env, START_PIPE)
@@ -116,15 +152,57 @@ class Monitor:
         try:
             self.check_before_start()
             self.wait_for_the_engine()
+            if self.hand_off():
+                return 0  # a monitor forked by the fork server has the container now
         except ShimError as e:  # still the engine's child: its stderr is the engine's
             self.diagnostics.error(e.message)
             return MONITOR_FAILED
         self.detach()
+        return self.run_detached()
+
+    def run_detached(self) -> int:
+        """The monitor's life once it is on its own (forked here, or by the fork server)."""
         try:
             return self.monitor()
         except ShimError as e:
             self.report_failure(e.message)
             return MONITOR_FAILED
+
+    def hand_off(self) -> bool:
+        """Let the warm fork server fork this container's monitor (shim.conmon.fork_server);
+        False when this process must be the monitor itself."""
+        from shim.conmon.fork_protocol import socket_path
+
+        path = socket_path(os.geteuid(), self.env, self.options.sync)
+        if path is None:
+            return False
+        from shim.conmon.fork_client import hand_off
+
+        from shim.conmon.sync_pipe import START_PIPE
+
+        fds = sorted(fd for fd in self.inherited if _is_open(fd))
+        env = dict(self.env)
+        if self.start_fd is None:
+            env.pop(START_PIPE, None)  # read and closed here: the monitor has no start pipe
+        return hand_off(path, self.argv, env, fds, self.options.conmon_pidfile, self.diagnostics)
+
+    def run_forked(self) -> int:
+        """In a monitor the fork server forked: the client already read the start byte and
+        wrote our pid; what remains is detaching and monitoring."""
+        from shim.conmon.daemon import become_monitor
+        from shim.process.spawn import seal_inherited_fds
+
+        if self.start_fd is not None and not self.options.exec_attach:
+            os.close(self.start_fd)
+            self.engine_fds.discard(self.start_fd)
+            self.start_fd = None
+        seal_inherited_fds(keep=frozenset(self.preserved_fds))
+        try:
+            become_monitor(keep_stdio=self.options.log_drivers.passthrough)
+        except ShimError as e:
+            self.report_failure(e.message)
+            return MONITOR_FAILED
+        return self.run_detached()
 
     def check_before_start(self) -> None:
         options = self.options

@@ -41,7 +41,7 @@ def seal_inherited_fds(keep: frozenset[int] = frozenset()) -> None:
 
 
 def spawn(argv: list[str], *, env: dict[str, str], stdin: int, stdout: int, stderr: int,
-          keep_fds: tuple[int, ...] = (), new_process_group: bool = True) -> int:
+          keep_fds: tuple[int, ...] = (), new_process_group: bool = True, new_session: bool = False) -> int:
     """Start ``argv[0]`` (an absolute path) and return its pid.
 
     The caller must register the pid with the reaper before anything can reap it, i.e.
@@ -61,7 +61,7 @@ def spawn(argv: list[str], *, env: dict[str, str], stdin: int, stdout: int, stde
             extra.append(sources[i])
     actions = [(os.POSIX_SPAWN_DUP2, fd, target) for target, fd in enumerate(sources)]
     actions += [(os.POSIX_SPAWN_DUP2, fd, fd) for fd in keep_fds]
-    group = {"setpgroup": 0} if new_process_group else {}
+    group = {"setsid": True} if new_session else {"setpgroup": 0} if new_process_group else {}
     try:
         return os.posix_spawn(
             argv[0], argv, env,

@@ -10,9 +10,14 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
+
+# The monitors a test can drive side by side: the shim's, and stock conmon.
+MONITORS = {"shim-conmon": os.path.join(os.path.dirname(__import__("sys").executable), "shim-conmon"),
+            "conmon": shutil.which("conmon") or "/usr/bin/conmon"}
 
 
 class Session:
@@ -25,7 +30,10 @@ class Session:
         # podman's layout: preserved fds first (3..), then the sync and start pipes.
         base = 3 + len(extra_fds)
         fds = {base: sync_child.fileno(), base + 1: start_child.fileno()}
-        environment = {"PATH": os.environ["PATH"], "_OCI_SYNCPIPE": str(base), "_OCI_STARTPIPE": str(base + 1)}
+        # No fork server: these sessions are about the monitor itself (the fork server's
+        # tests give it one of their own).
+        environment = {"PATH": os.environ["PATH"], "_OCI_SYNCPIPE": str(base), "_OCI_STARTPIPE": str(base + 1),
+                       "SHIM_CONMON_FORK_SERVER": "0"}
         if attach_pipe:
             self.attach, attach_child = socket.socketpair(socket.AF_UNIX, kind)
             fds[base + 2] = attach_child.fileno()

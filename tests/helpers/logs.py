@@ -51,14 +51,21 @@ def parse_export(data: bytes) -> list[dict[str, bytes]]:
     return entries
 
 
-def journal_streams(journal, *matches: str) -> dict[bytes, bytes]:
-    """The container's output from the journal: every MESSAGE, in order, by PRIORITY."""
-    out = subprocess.run(journal.argv("journalctl", "-D", "/run/log/journal", "-o", "export", *matches),
-                         capture_output=True, check=True).stdout
-    streams = {b"stdout": b"", b"stderr": b""}
-    for entry in parse_export(out):
-        streams[b"stdout" if entry["PRIORITY"] == b"6" else b"stderr"] += entry["MESSAGE"]
-    return streams
+def journal_streams(journal, *matches: str, size: int = 0, timeout: float = 120) -> dict[bytes, bytes]:
+    """The container's output from the journal: every MESSAGE, in order, by PRIORITY; once
+    it holds ``size`` bytes in all (journald writes a big backlog a while after it got it)."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while True:
+        out = subprocess.run(journal.argv("journalctl", "-D", "/run/log/journal", "-o", "export", *matches),
+                             capture_output=True, check=True).stdout
+        streams = {b"stdout": b"", b"stderr": b""}
+        for entry in parse_export(out):
+            streams[b"stdout" if entry["PRIORITY"] == b"6" else b"stderr"] += entry["MESSAGE"]
+        if sum(map(len, streams.values())) >= size or time.monotonic() > deadline:
+            return streams
+        time.sleep(0.2)
 
 
 def payload_data(size: int, line: int, seed: int) -> bytes:

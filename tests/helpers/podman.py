@@ -55,6 +55,7 @@ events_logfile_path = "{work}/events.log"
 runtime = "runc"
 tmp_dir = "{work}/tmp"
 conmon_path = ["{monitor}"]
+conmon_env_vars = ["PATH={path}", "SHIM_CONMON_FORK_SERVER={server}"]
 """
 
 STORAGE_CONF = """\
@@ -68,20 +69,24 @@ runroot = "{work}/run"
 class Podman:
     """podman, configured for the tests; ``podman(...)`` runs one command."""
 
-    def __init__(self, work: str, monitor: str, namespace=None) -> None:
+    def __init__(self, work: str, monitor: str, namespace=None, fork_server: bool = True) -> None:
         """``namespace``: a PrivateJournal (tests/helpers/journal.py) whose mount namespace
         every podman command runs in, so that containers can log to its journald (podman's
-        overlay mounts live there too, so every command must)."""
+        overlay mounts live there too, so every command must). ``fork_server``: monitors
+        come from a fork server of this session's own (its socket in ``work``), or every
+        monitor starts on its own."""
         self.work = work
         self.monitor = monitor
         self.namespace = namespace
+        self.server_socket = os.path.join(work, "fork-server.sock") if fork_server else None
         os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
         self.env = dict(os.environ)
         for name, text in (("containers.conf", CONTAINERS_CONF), ("storage.conf", STORAGE_CONF),
                            ("registries.conf", "")):
             path = os.path.join(work, name)
             with open(path, "w") as f:
-                f.write(text.format(work=work, monitor=monitor))
+                f.write(text.format(work=work, monitor=monitor, path=os.environ["PATH"],
+                                    server=self.server_socket or "0"))
         self.env.update(CONTAINERS_CONF=os.path.join(work, "containers.conf"),
                         CONTAINERS_STORAGE_CONF=os.path.join(work, "storage.conf"),
                         CONTAINERS_REGISTRIES_CONF=os.path.join(work, "registries.conf"))
@@ -124,6 +129,27 @@ class Podman:
 
     def conmon_pid(self, container: str) -> int:
         return int(self.out("inspect", "--format", "{{.State.ConmonPid}}", container))
+
+    def fork_servers(self) -> list[int]:
+        """This session's fork servers (the test process's children: it is a subreaper)."""
+        if self.server_socket is None:
+            return []
+        found = []
+        for child in psutil.Process().children():
+            try:
+                if self.server_socket in child.cmdline() and "--fork-server" in child.cmdline():
+                    found.append(child.pid)
+            except psutil.NoSuchProcess:
+                continue
+        return found
+
+    def stop_fork_servers(self) -> None:
+        for pid in self.fork_servers():
+            try:
+                os.kill(pid, signal.SIGKILL)
+                os.waitpid(pid, 0)
+            except (ProcessLookupError, ChildProcessError):
+                pass
 
 
 def monitors_gone(baseline: set[int], timeout: float = 20.0) -> list[str]:

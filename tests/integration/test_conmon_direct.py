@@ -7,63 +7,16 @@ behind (no runtime state, no socket, no fifo, no process)."""
 from __future__ import annotations
 
 import os
-import shutil
 import socket
 import subprocess
 
 import pytest
 
-from tests.helpers.engine import Session, monitor_args, wait_for_monitor_exit, wait_for_path
+from tests.helpers.engine import MONITORS, monitor_args, wait_for_monitor_exit, wait_for_path
 from tests.helpers.podman import installed_monitor
-from tests.helpers.runtimes import container_known, force_delete
+from tests.helpers.runtimes import container_known
 
 pytestmark = pytest.mark.integration
-
-MONITORS = {"shim-conmon": installed_monitor(), "conmon": shutil.which("conmon") or "/usr/bin/conmon"}
-
-
-@pytest.fixture
-def engine(runc, busybox_rootfs, tmp_path):
-    """Sessions against a busybox bundle; every container removed and every monitor
-    reaped at the end (the test process is their subreaper)."""
-    from tests.helpers.harness import child_pids, new_container_id
-    from tests.helpers.oci import make_config, write_bundle
-    from tests.helpers.podman import monitors_gone
-
-    baseline = child_pids()
-    used: list[str] = []
-    sessions: list[Session] = []
-
-    class Engine:
-        runtime = runc
-
-        def bundle(self, args: list[str], name: str = "bundle") -> str:
-            return write_bundle(str(tmp_path / name), make_config(args, rootfs=busybox_rootfs))
-
-        def session(self, monitor: str, args: list[str], bundle: str, *extra: str, legacy: bool = False, **kwargs):
-            cid = new_container_id("engine")
-            used.append(cid)
-            work = tmp_path / cid
-            (work / "exits").mkdir(parents=True)
-            argv = monitor_args(cid, self.runtime, bundle, str(work), *extra)
-            if legacy:  # CRI-O passes no --api-version
-                argv = argv[2:]
-            session = Session(MONITORS[monitor], argv, **kwargs)
-            session.cid, session.work = cid, str(work)
-            sessions.append(session)
-            return session
-
-        def runtime_start(self, cid: str) -> None:
-            subprocess.run([runc, "start", cid], check=True, capture_output=True)
-
-    yield Engine()
-    for session in sessions:
-        session.close()
-    for cid in used:
-        if container_known(runc, cid):
-            force_delete(runc, cid)
-    problems = monitors_gone(baseline)
-    assert not problems, problems
 
 
 @pytest.mark.parametrize("monitor", sorted(MONITORS))

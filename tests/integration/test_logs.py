@@ -129,7 +129,7 @@ def test_every_driver_is_byte_exact_through_shim_run(shim, journal, payload, tmp
     # k8s-file is CRI: the last line, which has no newline, is closed by an F record.
     assert (sha(streams[b"stdout"]), sha(streams[b"stderr"])) == (sha_plus_newline(data, "out"),
                                                                    sha_plus_newline(data, "err"))
-    journaled = journal_streams(journal, f"CONTAINER_ID_FULL={container_id}")
+    journaled = journal_streams(journal, f"CONTAINER_ID_FULL={container_id}", size=100 * MB)
     assert (sha(journaled[b"stdout"]), sha(journaled[b"stderr"])) == (out_sha, err_sha)
 
 
@@ -148,7 +148,7 @@ def test_every_driver_is_byte_exact_through_podman(podman, journal, payload, dri
     cid = podman.out("run", "-d", "--log-driver", driver, "-v", f"{data}:/data:ro", IMAGE, "sh", "-c", SCRIPT)
     assert podman.out("wait", cid, timeout=300) == "0"
     if driver == "journald":
-        streams = journal_streams(journal, f"CONTAINER_ID_FULL={cid}")
+        streams = journal_streams(journal, f"CONTAINER_ID_FULL={cid}", size=100 * MB)
         assert (sha(streams[b"stdout"]), sha(streams[b"stderr"])) == (out_sha, err_sha)
     else:
         logs = podman("logs", cid, timeout=300)  # podman's own reader of the k8s-file log

@@ -109,14 +109,16 @@ def user_podman(rootless):
     baseline = child_pids()
     yield rootless
     rootless("rm", "--all", "--force", "--time", "0", check=False)
-    # The user's podman keeps a pause process alive on purpose; only monitors must end.
-    problems = [p for p in monitors_gone(baseline | pause_processes(), timeout=20) if "catatonit" not in p]
+    # The user's podman keeps a pause process alive on purpose, and the user's fork server
+    # lives on between containers; every monitor must end.
+    problems = monitors_gone(baseline | long_lived_processes(), timeout=20)
     assert not problems, problems
 
 
-def pause_processes() -> set[int]:
-    out = subprocess.run(["pgrep", "-u", USER], capture_output=True).stdout.split()
-    return {int(pid) for pid in out}
+def long_lived_processes() -> set[int]:
+    """The user's pause process and fork server."""
+    out = subprocess.run(["pgrep", "-u", USER, "-a"], capture_output=True, text=True).stdout
+    return {int(line.split()[0]) for line in out.splitlines() if "catatonit" in line or "--fork-server" in line}
 
 
 def test_the_users_monitor_is_the_shim_running_as_the_user(user_podman):

@@ -151,3 +151,15 @@ def test_monitor_errors_exit_1():
     with pytest.raises(MonitorError) as info:
         check([])
     assert info.value.exit_code == 1
+
+
+def test_the_sh_front_answers_the_version_probe_like_the_monitor():
+    import os
+
+    from shim import __version__
+
+    script = os.path.join(os.path.dirname(__file__), "..", "..", "shim", "cli", "scripts", "shim-conmon")
+    with open(script) as f:
+        line = next(l for l in f if l.strip().startswith("printf"))
+    printed = line.strip().split("'")[1].encode().decode("unicode_escape")
+    assert printed == version_text(__version__)
