@@ -11,7 +11,6 @@ from shim.bundle.config import load_bundle
 from shim.diagnostics import Diagnostics
 from shim.errors import ShimError
 from shim.lifecycle import startup
-from shim.lifecycle.exit import run_exit_command, write_or_warn
 from shim.lifecycle.plan import NOTIFY_DIRECTORY, make_plan, render_bytes
 from shim.process.exit_status import SIGNAL_EXIT_OFFSET, describe, exit_code
 from shim.process.reaper import Reaper
@@ -203,6 +202,8 @@ def start_and_supervise(runtime: Runtime, container, plan, notify, terminal, opt
         startup.start_container(runtime, container)
         close_all(plan.passed_fds)  # the container has them now
         if options.pid_file:  # once the payload runs, so the file means "running"
+            from shim.lifecycle.exit import write_or_warn
+
             write_or_warn(options.pid_file, str(container.init_pid), diagnostics)
         if notify is not None:
             notify.container_started(container.init_pid)
@@ -292,6 +293,8 @@ def open_output(options, container_id: str, stderr, diagnostics):
 def report_exit(options, exit_command: str | None, exit_status: int, reaper: Reaper, env: dict[str, str],
                 diagnostics) -> None:
     """The exit file, then the exit command: the container is gone."""
+    from shim.lifecycle.exit import run_exit_command, write_or_warn
+
     if options.exit_dir is not None:
         write_or_warn(os.path.join(options.exit_dir, options.container_id), str(exit_status), diagnostics)
     if exit_command is not None:

@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import os
 
-from shim.notify.protocol import shim_messages
-
 CONTAINER = "container"
 SHIM = "shim"
 
@@ -69,11 +67,15 @@ class NotifySession:
         if self.container_socket is not None:
             self._membership = ContainerMembership.of_init(init_pid)
         if self.announce:
+            from shim.notify.protocol import shim_messages
+
             event = "running" if self.mode == SHIM else "attached"
             self.upstream.send(shim_messages(event, os.getpid(), announce_status=self.mode == SHIM))
 
     def stopping(self) -> None:
         if self.announce:
+            from shim.notify.protocol import shim_messages
+
             self.upstream.send(shim_messages("stopping", os.getpid(), announce_status=self.mode == SHIM))
 
     async def run(self, on_signals_ready) -> None:

@@ -1,4 +1,5 @@
-"""Importing trio the way a subreaper must: without a child process, and at idle priority.
+"""Importing trio the way a subreaper must: without a child process, at idle priority, and
+without the parts of the standard library it loads for features the shim never uses.
 
 trio's thread cache calls ``ctypes.util.find_library("pthread")`` as it is imported, only
 to give its worker threads OS-level names, and on Linux that runs ``/sbin/ldconfig -p``
@@ -8,6 +9,14 @@ its exit status from ``subprocess``, and the fork, the exec and the modules behi
 ``ctypes.util`` (shutil, subprocess) cost start-up time. So while trio is imported,
 ``ctypes.util`` is a stand-in that names glibc's libc, where ``pthread_setname_np`` lives
 since glibc 2.34; the real module is not touched and can still be imported afterwards.
+
+trio also imports, at import time, modules for TLS, international host names, IP
+addresses, child processes and DTLS cookies (``ssl``, ``idna``, ``ipaddress``,
+``subprocess``, ``hmac``, ``hashlib``), and uses them only inside functions the shim never
+calls. Each would cost memory in every monitor for as long as it lives, ``ssl`` most of
+all (libssl and libcrypto, several MB when no other process maps them). While trio is
+imported they are lazy stand-ins (``LazyModule``): a name trio can bind, which imports the
+real module the first time anything is looked up on it.
 """
 
 from __future__ import annotations
@@ -18,6 +27,21 @@ import sys
 # glibc >= 2.34 has pthread_setname_np in libc itself; where that fails to load, trio
 # only skips naming its threads.
 _LIBC = "libc.so.6"
+
+
+UNUSED_BY_THE_SHIM = ("ssl", "idna", "ipaddress", "subprocess", "hmac", "hashlib")
+
+
+class LazyModule(type(sys)):
+    """A module that is imported for real on first use."""
+
+    def __getattr__(self, name: str):
+        import importlib
+
+        if sys.modules.get(self.__name__) is self:
+            del sys.modules[self.__name__]
+        real = importlib.import_module(self.__name__)
+        return getattr(real, name)
 
 
 class _FindLibraryStandIn:
@@ -49,6 +73,8 @@ def _import_without_children():
     if not had_util:
         sys.modules["ctypes.util"] = _FindLibraryStandIn  # type: ignore[assignment]
         ctypes.util = _FindLibraryStandIn  # type: ignore[attr-defined]
+    for name in UNUSED_BY_THE_SHIM:
+        sys.modules.setdefault(name, LazyModule(name))
     try:
         import trio
     finally:

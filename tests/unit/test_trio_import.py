@@ -26,3 +26,21 @@ def test_trio_imports_without_a_child_process_and_still_names_threads():
     """)
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["0", "True", "ctypes.util"]
+
+
+def test_modules_trio_loads_for_features_the_shim_never_uses_stay_unloaded_until_used():
+    probe = textwrap.dedent("""
+        import sys
+        from shim.process.trio_import import UNUSED_BY_THE_SHIM, import_trio
+        trio = import_trio(idle=False)
+        async def main():
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(trio.sleep, 0)
+        trio.run(main)
+        stand_ins = [n for n in UNUSED_BY_THE_SHIM if type(sys.modules.get(n)).__name__ == "LazyModule"]
+        import ssl
+        real = ssl.PROTOCOL_TLS_CLIENT  # first use: the real module comes in
+        print(len(stand_ins) == len(UNUSED_BY_THE_SHIM), "_ssl" in sys.modules, type(sys.modules["ssl"]).__name__)
+    """)
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["True", "True", "module"]
