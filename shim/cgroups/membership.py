@@ -10,12 +10,14 @@ the directory of a cgroup, which is also how runc and crun resolve an absolute
 
 from __future__ import annotations
 
+from shim.record import Record
+
 CGROUP2 = "cgroup2"
 SYSTEMD_NAME = "name=systemd"
 UNIFIED, HYBRID, LEGACY = "unified", "hybrid", "legacy"  # the same words as shim.systemd.config
 
 
-class Hierarchy:
+class Hierarchy(Record):
     """One mounted hierarchy: its key (``cgroup2``, ``name=systemd`` or the controllers
     as the kernel lists them, ``cpu,cpuacct``), where it is mounted, and the shim's path in it."""
 
@@ -29,13 +31,6 @@ class Hierarchy:
     def directory(self, path: str) -> str:
         """The directory of the cgroup at ``path`` (absolute in this hierarchy)."""
         return self.mountpoint.rstrip("/") + path if path != "/" else self.mountpoint
-
-    def __repr__(self) -> str:
-        return f"Hierarchy({self.key!r}, {self.mountpoint!r}, {self.own_path!r})"
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Hierarchy) and (self.key, self.mountpoint, self.own_path) == (
-            other.key, other.mountpoint, other.own_path)
 
 
 def parse_proc_cgroup(text: str) -> dict[str, str]:

@@ -52,30 +52,20 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     if values.get("help"):
         sys.stdout.write(usage())
         return 0
-    try:
-        options = check_options(values, os.getcwd())
-    except ShimError as e:
-        diagnostics.error(e.message)
-        return MONITOR_FAILED
-    diagnostics = Diagnostics(options.log_level, name=IDENTIFIER)
-    if options.syslog:
-        from shim.logs.journal_protocol import SystemLog
-
-        diagnostics.also_to(SystemLog(IDENTIFIER, options.cid))
-    try:
-        return Monitor(options, env, diagnostics, inherited, argv).run()
-    except Exception as e:  # a bug: one line where the monitor's messages go
-        diagnostics.error(f"internal error: {type(e).__name__}: {e}")
-        return MONITOR_FAILED
+    return _monitor(values, env, inherited, argv, forked=False)
 
 
 def run_forked(argv: list[str], env: dict[str, str], inherited: frozenset[int]) -> int:
     """The monitor the fork server forked for a client (shim.conmon.fork_server): the same
-    monitor, from the point where it is on its own."""
+    monitor, from the point where it is on its own. The client parsed the same argv."""
+    return _monitor(parse_conmon_options(argv), env, inherited, argv, forked=True)
+
+
+def _monitor(values: dict, env: dict[str, str], inherited: frozenset[int], argv: list[str], forked: bool) -> int:
     diagnostics = Diagnostics(name=IDENTIFIER)
     try:
-        options = check_options(parse_conmon_options(argv), os.getcwd())
-    except ShimError as e:  # the client parsed the same argv: only a changed file system
+        options = check_options(values, os.getcwd())
+    except ShimError as e:  # when forked: only a file system that changed since the client checked
         diagnostics.error(e.message)
         return MONITOR_FAILED
     diagnostics = Diagnostics(options.log_level, name=IDENTIFIER)
@@ -84,7 +74,8 @@ def run_forked(argv: list[str], env: dict[str, str], inherited: frozenset[int]) 
 
         diagnostics.also_to(SystemLog(IDENTIFIER, options.cid))
     try:
-        return Monitor(options, env, diagnostics, inherited, argv).run_forked()
+        monitor = Monitor(options, env, diagnostics, inherited, argv)
+        return monitor.run_forked() if forked else monitor.run()
     except Exception as e:  # a bug: one line where the monitor's messages go
         diagnostics.error(f"internal error: {type(e).__name__}: {e}")
         return MONITOR_FAILED

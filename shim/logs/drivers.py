@@ -9,12 +9,13 @@ A leading colon means a path (``:/a`` is k8s-file at ``/a``), as in conmon.
 from __future__ import annotations
 
 from shim.errors import ShimError
+from shim.record import Record
 
 K8S_FILE, JOURNALD, PASSTHROUGH = "k8s-file", "journald", "passthrough"
 NOTHING = frozenset({"none", "off", "null"})
 
 
-class LogDrivers:
+class LogDrivers(Record):
     """The drivers of one container."""
 
     __slots__ = ("k8s_file", "journald", "passthrough")
@@ -23,13 +24,6 @@ class LogDrivers:
         self.k8s_file = k8s_file  # the log file's path, if any
         self.journald = journald
         self.passthrough = passthrough
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, LogDrivers) and (self.k8s_file, self.journald, self.passthrough) == (
-            other.k8s_file, other.journald, other.passthrough)
-
-    def __repr__(self) -> str:
-        return f"LogDrivers(k8s_file={self.k8s_file!r}, journald={self.journald}, passthrough={self.passthrough})"
 
 
 def parse_log_drivers(specs: list[str], log_tag: str | None = None) -> LogDrivers:

@@ -3,25 +3,17 @@
 Every process of a container lives in the container's cgroup or below it (systemd inside
 the container makes sub-cgroups), whatever namespaces it has, so the sender of a datagram
 belongs to the container when its ``/proc/<pid>/cgroup`` path, on the container's primary
-hierarchy, is the container's or under it. The primary hierarchy is cgroup2 (``0::``)
+hierarchy, is the container's or under it. The primary hierarchy is cgroup2 (``0::``, read by shim.cgroups.membership)
 when the container has one, else the named ``name=systemd`` one, else the first.
 """
 
 from __future__ import annotations
 
-
-def parse_proc_cgroup(text: str) -> dict[str, str]:
-    """``/proc/<pid>/cgroup`` as {controllers: path}; ``""`` is the cgroup2 hierarchy."""
-    hierarchies = {}
-    for line in text.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) == 3:
-            hierarchies[parts[1]] = parts[2]
-    return hierarchies
+from shim.cgroups.membership import CGROUP2, SYSTEMD_NAME, parse_proc_cgroup
 
 
 def primary_hierarchy(hierarchies: dict[str, str]) -> tuple[str, str] | None:
-    for key in ("", "name=systemd"):
+    for key in (CGROUP2, SYSTEMD_NAME):
         if key in hierarchies:
             return key, hierarchies[key]
     for key, path in hierarchies.items():

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import os
 
+from shim.cgroups.membership import CGROUP2, parse_proc_cgroup
+
 MONITOR_SCORE = "-1000"
 _SELF = "/proc/self/oom_score_adj"
 
@@ -43,17 +45,13 @@ def set_own_score(score: str) -> bool:
 def memory_cgroup_of(proc_cgroup: str, cgroup_root: str = "/sys/fs/cgroup") -> str | None:
     """The directory of a process's memory cgroup, from ``/proc/<pid>/cgroup`` (pure):
     the v1 ``memory`` hierarchy, else the unified one (where memory lives on v2)."""
-    v2 = None
-    for line in proc_cgroup.splitlines():
-        parts = line.split(":", 2)
-        if len(parts) != 3:
-            continue
-        _, controllers, path = parts
-        if "memory" in controllers.split(","):
+    paths = parse_proc_cgroup(proc_cgroup)
+    for key, path in paths.items():
+        if "memory" in key.split(","):
             return f"{cgroup_root}/memory{path}".rstrip("/") if path != "/" else f"{cgroup_root}/memory"
-        if controllers == "" and parts[0] == "0":
-            v2 = f"{cgroup_root}{path}".rstrip("/") or cgroup_root
-    return v2
+    if CGROUP2 in paths:
+        return f"{cgroup_root}{paths[CGROUP2]}".rstrip("/") or cgroup_root
+    return None
 
 
 def oom_kills(counters: str) -> int | None:

@@ -14,25 +14,21 @@ only pass when one was asked for: anything else is a bug in the caller, and rais
 
 from __future__ import annotations
 
+from shim.record import Record
+
 RUNNING = "running"
 AWAITING_SIGNALS = "awaiting-signals"  # stop requested, systemd not ready for signals yet
 STOPPING = "stopping"  # stop signal sent, grace period running
 KILLING = "killing"  # SIGKILL sent; nothing left to do but wait
 
 
-class Announce:
+class Announce(Record):
     """Tell the service manager the container is stopping."""
 
     __slots__ = ()
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Announce)
 
-    def __repr__(self) -> str:
-        return "Announce()"
-
-
-class Send:
+class Send(Record):
     """Send ``signum`` to the container's init."""
 
     __slots__ = ("signum",)
@@ -40,14 +36,8 @@ class Send:
     def __init__(self, signum: int) -> None:
         self.signum = signum
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Send) and other.signum == self.signum
 
-    def __repr__(self) -> str:
-        return f"Send({self.signum})"
-
-
-class Deadline:
+class Deadline(Record):
     """Call ``deadline_passed`` after ``seconds`` (replacing any earlier deadline)."""
 
     __slots__ = ("seconds",)
@@ -55,23 +45,11 @@ class Deadline:
     def __init__(self, seconds: float) -> None:
         self.seconds = seconds
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Deadline) and other.seconds == self.seconds
 
-    def __repr__(self) -> str:
-        return f"Deadline({self.seconds})"
-
-
-class KillAll:
+class KillAll(Record):
     """SIGKILL every process of the container."""
 
     __slots__ = ()
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, KillAll)
-
-    def __repr__(self) -> str:
-        return "KillAll()"
 
 
 class StopSequenceError(RuntimeError):

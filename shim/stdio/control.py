@@ -13,47 +13,31 @@ engine's resize path opens ``ctl`` with ``O_NONBLOCK`` and fails at once without
 
 from __future__ import annotations
 
+from shim.record import Record
+
 import os
 
 RESIZE, REOPEN_LOGS = 1, 2
 LINE_MAX = 200  # conmon's control buffer
 
 
-class Resize:
+class Resize(Record):
     __slots__ = ("rows", "cols")
 
     def __init__(self, rows: int, cols: int) -> None:
         self.rows = rows
         self.cols = cols
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Resize) and (self.rows, self.cols) == (other.rows, other.cols)
 
-    def __repr__(self) -> str:
-        return f"Resize({self.rows}, {self.cols})"
-
-
-class ReopenLogs:
+class ReopenLogs(Record):
     __slots__ = ()
 
-    def __eq__(self, other) -> bool:
-        return isinstance(other, ReopenLogs)
 
-    def __repr__(self) -> str:
-        return "ReopenLogs()"
-
-
-class Malformed:
+class Malformed(Record):
     __slots__ = ("line",)
 
     def __init__(self, line: bytes) -> None:
         self.line = line
-
-    def __eq__(self, other) -> bool:
-        return isinstance(other, Malformed) and other.line == self.line
-
-    def __repr__(self) -> str:
-        return f"Malformed({self.line!r})"
 
 
 def _numbers(line: bytes, count: int) -> list[int] | None:

@@ -8,7 +8,8 @@ import trio
 
 from shim.diagnostics import Diagnostics
 from shim.notify.container_socket import container_root_ids
-from shim.notify.membership import ContainerMembership, is_within, parse_proc_cgroup, primary_hierarchy
+from shim.cgroups.membership import CGROUP2, parse_proc_cgroup
+from shim.notify.membership import ContainerMembership, is_within, primary_hierarchy
 from shim.notify.upstream import QUEUE_LIMIT, Upstream, socket_address
 
 HYBRID = "12:pids:/c1\n1:name=systemd:/c1\n0::/c1\n"
@@ -16,8 +17,8 @@ V1 = "3:memory:/a/c1\n1:name=systemd:/c1/init.scope\n"
 
 
 def test_parse_and_primary():
-    assert parse_proc_cgroup(HYBRID) == {"pids": "/c1", "name=systemd": "/c1", "": "/c1"}
-    assert primary_hierarchy(parse_proc_cgroup(HYBRID)) == ("", "/c1")
+    assert parse_proc_cgroup(HYBRID) == {"pids": "/c1", "name=systemd": "/c1", CGROUP2: "/c1"}
+    assert primary_hierarchy(parse_proc_cgroup(HYBRID)) == (CGROUP2, "/c1")
     assert primary_hierarchy(parse_proc_cgroup(V1)) == ("name=systemd", "/c1/init.scope")
     assert primary_hierarchy({}) is None
 
@@ -25,11 +26,11 @@ def test_parse_and_primary():
 @pytest.mark.parametrize("path, inside", [("/c1", True), ("/c1/system.slice/x.service", True), ("/c10", False),
                                           ("/", False), ("/other/c1", False)])
 def test_within(path, inside):
-    assert is_within({"": path}, ("", "/c1")) is inside
+    assert is_within({CGROUP2: path}, (CGROUP2, "/c1")) is inside
 
 
 def test_missing_hierarchy_is_outside():
-    assert not is_within({"pids": "/c1"}, ("", "/c1"))
+    assert not is_within({"pids": "/c1"}, (CGROUP2, "/c1"))
 
 
 def test_membership_of_real_processes():
@@ -37,7 +38,7 @@ def test_membership_of_real_processes():
     assert me.contains(os.getpid())
     assert not me.contains(0) and not me.contains(-1)
     assert not ContainerMembership(None).contains(os.getpid())
-    assert not ContainerMembership(("", "/no/such/cgroup")).contains(os.getpid())
+    assert not ContainerMembership((CGROUP2, "/no/such/cgroup")).contains(os.getpid())
 
 
 def test_root_ids():
