@@ -85,15 +85,26 @@ def _listen(path: str):
     except BlockingIOError:
         os.close(lock_fd)
         return None
-    try:
-        os.unlink(path)  # a server that died left it; we hold the lock, so none lives
-    except FileNotFoundError:
-        pass
+    # Bound and listening under another name first: a client that finds the socket at
+    # ``path`` must be able to connect (between bind and listen it would be refused). We
+    # hold the lock, so no other server is binding or listening; what is there is stale.
+    staging = path + ".new"
+    for stale in (staging, path):
+        try:
+            os.unlink(stale)
+        except FileNotFoundError:
+            pass
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
-    sock.bind(path)
-    os.chmod(path, 0o600)
-    sock.listen(64)
-    return sock, lock_fd, os.stat(path).st_ino
+    try:
+        sock.bind(staging)
+        os.chmod(staging, 0o600)
+        sock.listen(64)
+        os.rename(staging, path)
+        return sock, lock_fd, os.stat(path).st_ino
+    except OSError:  # a path too long for a socket, a directory gone: clients monitor alone
+        sock.close()
+        os.close(lock_fd)
+        return None
 
 
 def _retire(path: str, sock, lock_fd: int, inode: int) -> None:

@@ -64,6 +64,7 @@ driver = "overlay"
 graphroot = "{work}/storage"
 runroot = "{work}/run"
 """
+RUNROOT_MAX = 50  # podman refuses a longer runroot ("the specified runroot is longer than 50 characters")
 
 
 class Podman:
@@ -75,6 +76,9 @@ class Podman:
         overlay mounts live there too, so every command must). ``fork_server``: monitors
         come from a fork server of this session's own (its socket in ``work``), or every
         monitor starts on its own."""
+        if len(os.path.join(work, "run")) > RUNROOT_MAX:
+            # Every podman command, the monitors' exit commands among them, would fail.
+            raise ValueError(f"podman's runroot {work}/run is over {RUNROOT_MAX} characters: use a shorter work directory")
         self.work = work
         self.monitor = monitor
         self.namespace = namespace

@@ -56,8 +56,8 @@ def test_where_monitors_come_from(podman):
 @pytest.fixture(scope="module")
 def server_storage(tmp_path_factory, busybox_rootfs, journal):
     """podman storage of this module's own, with the busybox image."""
-    podman = Podman(str(tmp_path_factory.mktemp("fork-server-podman")), installed_monitor(), namespace=journal,
-                    fork_server=True)
+    # A short name: podman refuses a runroot over 50 characters (tests/helpers/podman.py).
+    podman = Podman(str(tmp_path_factory.mktemp("fsrv")), installed_monitor(), namespace=journal, fork_server=True)
     podman.import_rootfs(busybox_rootfs, IMAGE)
     yield podman
     podman.remove_everything()
