@@ -27,7 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import stats
-from bench.stats import percentile
+from bench.stats import percentile, statistic
 
 RUNTIMES = ("runc", "crun")
 
@@ -40,7 +40,7 @@ class Ratio:
     ours: str
     theirs: str
     factor: float = 1.0
-    quantile: float = 50
+    quantile: float | str = 50  # or stats.MEAN
     # more to say, from the scenario's series (e.g. what the ratio means in other terms)
     detail: Callable[[dict], str] | None = None
 
@@ -52,8 +52,8 @@ class Ratio:
             return None
         judged = stats.at_most_times(ours, theirs, self.factor, self.quantile,
                                      rounds.get(self.ours), rounds.get(self.theirs))
-        return _judged(self.name, "ratio", scenario.get("unit", ""), percentile(ours, self.quantile),
-                       self.factor * percentile(theirs, self.quantile), judged,
+        return _judged(self.name, "ratio", unit_of(scenario, self.series), statistic(ours, self.quantile),
+                       self.factor * statistic(theirs, self.quantile), judged,
                        self.detail(by) if self.detail else "")
 
 
@@ -64,7 +64,7 @@ class Bound:
     series: str
     ours: str
     bound: float
-    quantile: float = 50
+    quantile: float | str = 50
 
     def judge(self, scenario: dict) -> dict | None:
         ours = scenario.get("series", {}).get(self.series, {}).get(self.ours)
@@ -72,7 +72,7 @@ class Bound:
             return None
         rounds = scenario.get("rounds", {}).get(self.series, {}).get(self.ours)
         judged = stats.at_most(ours, self.bound, self.quantile, rounds)
-        return _judged(self.name, "bound", scenario.get("unit", ""), percentile(ours, self.quantile), self.bound,
+        return _judged(self.name, "bound", unit_of(scenario, self.series), statistic(ours, self.quantile), self.bound,
                        judged, "")
 
 
@@ -92,6 +92,11 @@ class Count:
         return {"target": self.name, "kind": "count", "unit": "", "value": value, "bound": self.bound,
                 "ratio": None, "limit": None, "ci_low": None, "ci_high": None, "resampled": None,
                 "verdict": stats.YES if value <= self.bound else stats.NO, "detail": detail}
+
+
+def unit_of(scenario: dict, series: str) -> str:
+    """A series' unit: its own (``units``), else its scenario's."""
+    return scenario.get("units", {}).get(series, scenario.get("unit", ""))
 
 
 def _number(x: float) -> float | None:
