@@ -30,6 +30,12 @@ from bench import stats
 from bench.stats import percentile, statistic
 
 RUNTIMES = ("runc", "crun")
+# bench/scenarios/podman.py's series and contenders
+PODMAN_TIMED = ("podman run --rm true", "podman run -d", "podman stop")
+PODMAN_CPU = "CPU per container, run --rm true"
+SHIMS = ("shim + server", "shim")
+PODMAN_SLOWER = 1.10  # the shim's podman commands may take 10% longer than conmon's
+PODMAN_CPU_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +159,11 @@ TARGETS = (
     Count("readiness relay at 10,000 msg/s: none lost", "notify", _flood_lost, 0),
     Count("idle shim: no wake-ups", "memory", _idle_wakeups, 0),
     Bound("idle shim USS <= 12 MB (median)", "memory", "USS, idle", "shim", 12.0),
+    *(Ratio(f"{series}: {shim} <= {PODMAN_SLOWER:g}x conmon", "podman", series, shim, "conmon", PODMAN_SLOWER)
+      for series in PODMAN_TIMED for shim in SHIMS),
+    Ratio("podman run --rm true: shim + server <= conmon", "podman", "podman run --rm true", "shim + server", "conmon"),
+    Ratio(f"podman, CPU per container start: shim + server <= {PODMAN_CPU_FACTOR:g}x conmon (mean)", "podman",
+          PODMAN_CPU, "shim + server", "conmon", PODMAN_CPU_FACTOR, stats.MEAN),
     Ratio("systemd boot to READY: shim <= conmon", "systemd", "boot to READY", "shim", "conmon"),
     Ratio("systemd stop to exit: shim <= conmon", "systemd", "stop to exit", "shim", "conmon"),
     Ratio("systemd stop to exit: shim <= conmon + delete", "systemd", "stop to exit", "shim", "conmon + delete"),

@@ -1,0 +1,50 @@
+"""The podman scenario's bookkeeping: where cgroups are mounted, and which containers'
+CPU samples count."""
+
+from bench import podman as pm
+from bench.attribution import Container
+from bench.rounds import Samples
+from bench.scenarios import podman as scenario
+from bench.taskstats import Exit
+
+MOUNTINFO = """\
+25 30 0:22 / /sys rw,nosuid shared:7 - sysfs sysfs rw
+33 25 0:28 / /sys/fs/cgroup ro,nosuid - tmpfs tmpfs ro,mode=755
+34 33 0:29 / /sys/fs/cgroup/unified rw,nosuid - cgroup2 cgroup2 rw,nsdelegate
+36 33 0:31 / /sys/fs/cgroup/cpu rw,nosuid - cgroup cgroup rw,cpu
+37 33 0:32 / /sys/fs/cgroup/memory rw,nosuid - cgroup cgroup rw,memory
+"""
+
+
+def test_cgroup_mounts_of_both_versions():
+    assert pm.cgroup_mounts(MOUNTINFO) == ["/sys/fs/cgroup/unified", "/sys/fs/cgroup/cpu", "/sys/fs/cgroup/memory"]
+
+
+def container(monitor, start, server=None):
+    return Container(monitor, frozenset({monitor - 1}), frozenset({"shim-conmon"}), start, server)
+
+
+def test_cpu_samples_of_complete_containers_only_and_not_across_lost_records():
+    exits = [
+        Exit(11, 11, 9, "shim-conmon", 20000, True, 1.1), Exit(10, 10, 1, "python3", 3000, True, 1.5),  # complete
+        Exit(20, 20, 1, "python3", 3000, False, 3.5),  # its monitor's last thread never came
+        Exit(30, 30, 1, "python3", 3000, True, 5.5),  # records were lost meanwhile
+        Exit(40, 40, 1, "python3", 4000, True, 7.5),  # a warm-up: dropped as a sample
+    ]
+    recorder = scenario.Recorder()
+    for monitor, start, index in ((10, 1.0, 0), (20, 3.0, 1), (30, 5.0, 2), (40, 7.0, None)):
+        recorder.add(scenario.CPU_RM, pm.SERVER, index, container(monitor, (start, start + 0.2), server=5),
+                     start + 0.9)
+    samples = Samples()
+    counts = scenario.attribute(recorder, exits, [5.6], samples)
+    assert samples.series()[scenario.CPU_RM][pm.SERVER] == [23.0]
+    assert counts[pm.SERVER] == {"incomplete": 1, "records lost": 1, "without the server": 1}
+
+
+def test_records_long_after_a_container_are_not_its_own():
+    reused = Exit(10, 10, 1, "python3", 9000, True, 1.0 + 0.9 + scenario.RECORDS_LAG + 1)
+    recorder = scenario.Recorder()
+    recorder.add(scenario.CPU_RM, pm.CONMON, 0, container(10, (1.0, 1.2)), 1.9)
+    samples = Samples()
+    scenario.attribute(recorder, [Exit(10, 10, 1, "conmon", 1000, True, 1.5), reused], [], samples)
+    assert samples.series()[scenario.CPU_RM][pm.CONMON] == [1.0]
