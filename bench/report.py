@@ -52,6 +52,15 @@ def markdown(results: dict) -> str:
                              f"{many.get('rss', 0):.1f} | {many.get('uss', 0):.1f} | {many.get('pss', 0):.1f} | "
                              f"{wake.get('switches', '-')} in {wake.get('seconds', '-')} s |")
             lines += ["", "(MB; 'one' is a single idle monitor while the others also run.)", ""]
+        under_podman = {k: v for k, v in scenario.get("podman", {}).items() if k != "count"}
+        if under_podman:
+            count = scenario["podman"]["count"]
+            lines += [f"| monitor under podman | RSS of {count} | USS of {count} | PSS of {count} | "
+                      "forked by the fork server |", "|---|---:|---:|---:|---:|"]
+            for monitor, total in under_podman.items():
+                lines.append(f"| {monitor} | {total['rss']:.1f} | {total['uss']:.1f} | {total['pss']:.1f} | "
+                             f"{total['forked by the server']} of {count} |")
+            lines += ["", f"(MB, totals of {count} idle containers' monitors at once.)", ""]
         for note in scenario.get("notes", []):
             lines.append(f"- {note}")
         lines.append("")
