@@ -143,6 +143,14 @@ def _flood_lost(scenario: dict) -> tuple[float, str] | None:
     return flood["lost"], f"lost of {flood['sent']:,} sent at 10,000/s"
 
 
+def _logs_mismatched(scenario: dict) -> tuple[float, str] | None:
+    checks = scenario.get("checks")
+    if not checks:
+        return None
+    logs = sum(c["matched"] + c["mismatched"] for c in checks.values())
+    return sum(c["mismatched"] for c in checks.values()), f"k8s-file logs of {logs} not the payload's bytes"
+
+
 def _idle_wakeups(scenario: dict) -> tuple[float, str] | None:
     wakeups = scenario.get("wakeups", {}).get("shim")
     if not wakeups:
@@ -168,6 +176,8 @@ TARGETS = (
           3.0),
     Bound("idle monitor under podman, shim + server: USS <= 2 MB (median; the moonshot)", "memory", "USS, podman",
           "shim + server", 2.0),
+    Ratio("logs, CPU per GB into a k8s-file: shim <= 1.5x conmon", "logs", "CPU per GB", "shim", "conmon", 1.5),
+    Count("logs: every k8s-file log reads back as the payload's bytes", "logs", _logs_mismatched, 0),
     Ratio("systemd boot to READY: shim <= conmon", "systemd", "boot to READY", "shim", "conmon"),
     Ratio("systemd stop to exit: shim <= conmon", "systemd", "stop to exit", "shim", "conmon"),
     Ratio("systemd stop to exit: shim <= conmon + delete", "systemd", "stop to exit", "shim", "conmon + delete"),

@@ -161,3 +161,14 @@ def scenario_of_podman():
         s, i = side_by_side(factors)
         series[name], indices[name] = s, i
     return {"unit": "ms", "series": series, "rounds": indices}
+
+
+def test_the_logs_targets():
+    logs = scenario("CPU per GB", {"shim": 1.3, "conmon": 1.0}, unit="MB/s")
+    logs["units"] = {"CPU per GB": "s"}
+    logs["checks"] = {"shim": {"matched": 3, "mismatched": 1}, "conmon": {"matched": 4, "mismatched": 0}}
+    judged = {t["target"]: t for t in targets.check(results_with(logs=logs))}
+    cpu = judged["logs, CPU per GB into a k8s-file: shim <= 1.5x conmon"]
+    assert (cpu["verdict"], cpu["unit"]) == ("yes", "s")
+    check = judged["logs: every k8s-file log reads back as the payload's bytes"]
+    assert (check["verdict"], check["value"], check["detail"]) == ("no", 1, "k8s-file logs of 8 not the payload's bytes")
