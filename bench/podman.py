@@ -10,7 +10,10 @@ registry). Its containers and monitors go below a cgroup of the bench's own
 
 While podman runs, the bench is a child subreaper: the monitors podman daemonizes, their
 exit commands and the fork server are re-parented to it, so that it can wait for each by
-pid, reap it, and find its own fork server among its children. Leaving, it removes every
+pid, reap it, and find its own fork server among its children. A thread reaps adopted
+monitors as soon as they end, as init would: podman checks that a monitor is alive with
+``kill(pid, 0)``, which a zombie passes, and a monitor left a zombie for a while made
+``podman run --rm`` wait 20 s for its container (podman's "conmon timeout"). Leaving, it removes every
 container, resets the storage, kills the fork server by pid, reaps everything it adopted,
 and removes its cgroups.
 """
@@ -35,6 +38,7 @@ IMAGE = "localhost/shim-bench-busybox:latest"
 # most): podman starts `shim-conmon`, a shell script that execs `shim-conmon-monitor`.
 CONMON_NAMES = frozenset({"conmon"})
 SHIM_NAMES = frozenset({"shim-conmon", "shim-conmon-monitor"[:15]})
+OWN_COMMANDS = "podman"  # what the bench runs itself (and podman's exit commands)
 SERVER = "shim + server"
 ALONE = "shim"
 CONMON = "conmon"
@@ -199,6 +203,44 @@ def remove_cgroup_tree(parent: str) -> list[str]:
     return left
 
 
+def process_name(pid: int) -> str | None:
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().partition(" (")[2].rpartition(")")[0]
+    except (FileNotFoundError, ProcessLookupError):  # reaped meanwhile
+        return None
+
+
+class Reaper:
+    """Reaps the bench's children that end, except those named ``podman``: the podman
+    commands the bench runs are waited for by whoever started them (reaping them here
+    would steal their exit status). podman's exit commands, also ``podman`` and adopted
+    when their monitor ends first, are reaped after each container (``reap_adopted``)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="reaper", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT | os.WNOHANG)
+            except ChildProcessError:
+                ended = None
+            if ended is None or process_name(ended.si_pid) == OWN_COMMANDS:
+                self._stop.wait(POLL)
+                continue
+            with contextlib.suppress(ChildProcessError):
+                os.waitpid(ended.si_pid, os.WNOHANG)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
 @contextlib.contextmanager
 def adopting() -> Iterator[None]:
     """The bench as a child subreaper for a while; whatever it adopted is reaped (and
@@ -206,9 +248,11 @@ def adopting() -> Iterator[None]:
     from shim.process.subreaper import set_subreaper
 
     set_subreaper(True)
+    reaper = Reaper()
     try:
         yield
     finally:
+        reaper.close()
         kill_and_reap(reap_adopted(set()))
         set_subreaper(False)
 

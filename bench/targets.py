@@ -148,7 +148,7 @@ def _logs_mismatched(scenario: dict) -> tuple[float, str] | None:
     if not checks:
         return None
     logs = sum(c["matched"] + c["mismatched"] for c in checks.values())
-    return sum(c["mismatched"] for c in checks.values()), f"k8s-file logs of {logs} not the payload's bytes"
+    return sum(c["mismatched"] for c in checks.values()), f"of {logs} k8s-file logs read back"
 
 
 def _idle_wakeups(scenario: dict) -> tuple[float, str] | None:

@@ -109,7 +109,7 @@ def podman_monitors(env, count: int, result: dict) -> dict:
         for contender in chosen:
             setup = made[contender.name]
             if contender.fork_server:
-                setup.finish(setup.start("run", "--rm", pm.IMAGE, "true"), "run --rm (the server's warm-up)")
+                warm_up(setup)
             pids = []
             for _ in range(count):
                 pidfile = os.path.join(setup.work, f"{setup.new_name()}.pid")
@@ -127,6 +127,18 @@ def podman_monitors(env, count: int, result: dict) -> dict:
     if unsettled:
         result.setdefault("notes", []).append(f"podman monitors still busy when measured: {', '.join(unsettled)}")
     return totals
+
+
+def warm_up(setup) -> None:
+    """One container that starts the fork server (its own monitor runs alone), gone
+    before the measured ones start."""
+    from bench import podman as pm
+
+    name = setup.new_name()
+    pidfile = os.path.join(setup.work, f"{name}.pid")
+    setup.finish(setup.start("run", "-d", "--name", name, *setup.placement(pidfile), pm.IMAGE, "true"), "run -d")
+    pm.wait_gone(pm.read_pid(pidfile))
+    setup.finish(setup.start("rm", name), "rm")
 
 
 def _forked(pid: int) -> bool:

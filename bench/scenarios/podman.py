@@ -53,6 +53,7 @@ class Recorder:
 
     def __init__(self) -> None:
         self.containers: list[tuple[str, str, int | None, Container, float]] = []
+        self.warm_up: dict[str, float] = {}  # `podman run --rm`, ms, by contender: discarded, but told
 
     def add(self, series: str, contender: str, index: int | None, container: Container, done: float) -> None:
         self.containers.append((series, contender, index, container, done))
@@ -84,6 +85,8 @@ def run_rm(setup: pm.Setup, samples: Samples, recorder: Recorder, index: int | N
     container = _container(setup, pm.read_pid(pidfile), [proc.pid], (began, ended), server, server_before)
     _done_with(setup, container.monitor, keep())
     samples.add(RUN_RM, setup.contender.name, index, (t1 - t0) / 1e6)
+    if index is None:
+        recorder.warm_up[setup.contender.name] = (t1 - t0) / 1e6
     recorder.add(CPU_RM, setup.contender.name, index, container, time.monotonic())
 
 
@@ -179,6 +182,8 @@ def run(env, quick: bool) -> dict:
     counts = attribute(recorder, exits, overflows, samples)
     notes = [f"{c.name}: `{os.path.basename(c.monitor)}`" + (f", SHIM_CONMON_FORK_SERVER={_server_setting(c)}"
                                                               if c.names == pm.SHIM_NAMES else "") for c in chosen]
+    notes.append("warm-up round (discarded), podman run --rm true: " + ", ".join(
+        f"{name} {ms:.0f} ms" for name, ms in recorder.warm_up.items()) + " (the shim + server's starts the server)")
     notes.append("CPU: user + system time of the monitor processes per container, from the kernel's exit records "
                  "(counted in scheduler ticks, so judged on means)")
     for contender, tally in counts.items():
