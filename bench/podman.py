@@ -203,12 +203,30 @@ def remove_cgroup_tree(parent: str) -> list[str]:
     return left
 
 
-def process_name(pid: int) -> str | None:
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().partition(" (")[2].rpartition(")")[0]
-    except (FileNotFoundError, ProcessLookupError):  # reaped meanwhile
-        return None
+def name_and_state(stat: str) -> tuple[str, str]:
+    """A process's name and state (``Z``: ended, not yet reaped) from /proc/<pid>/stat."""
+    head, _, rest = stat.rpartition(") ")
+    return head.partition(" (")[2], rest.split(" ", 1)[0]
+
+
+def ended_children() -> list[tuple[int, str]]:
+    """The bench's children that have ended and wait to be reaped, with their names."""
+    found = []
+    for tid in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{tid}/children") as f:
+                pids = f.read().split()
+        except FileNotFoundError:  # the thread ended meanwhile
+            continue
+        for pid in pids:
+            try:
+                with open(f"/proc/{pid}/stat") as f:
+                    name, state = name_and_state(f.read())
+            except (FileNotFoundError, ProcessLookupError):  # reaped meanwhile
+                continue
+            if state == "Z":
+                found.append((int(pid), name))
+    return found
 
 
 class Reaper:
@@ -225,16 +243,11 @@ class Reaper:
         self._thread.start()
 
     def _run(self) -> None:
-        while not self._stop.is_set():
-            try:
-                ended = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOWAIT | os.WNOHANG)
-            except ChildProcessError:
-                ended = None
-            if ended is None or process_name(ended.si_pid) == OWN_COMMANDS:
-                self._stop.wait(POLL)
-                continue
-            with contextlib.suppress(ChildProcessError):
-                os.waitpid(ended.si_pid, os.WNOHANG)
+        while not self._stop.wait(POLL):
+            for pid, name in ended_children():
+                if name != OWN_COMMANDS:
+                    with contextlib.suppress(ChildProcessError):
+                        os.waitpid(pid, os.WNOHANG)
 
     def close(self) -> None:
         self._stop.set()

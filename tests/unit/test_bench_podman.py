@@ -1,6 +1,11 @@
 """The podman scenario's bookkeeping: where cgroups are mounted, and which containers'
 CPU samples count."""
 
+import os
+import shutil
+import subprocess
+import time
+
 from bench import podman as pm
 from bench.attribution import Container
 from bench.rounds import Samples
@@ -48,3 +53,38 @@ def test_records_long_after_a_container_are_not_its_own():
     samples = Samples()
     scenario.attribute(recorder, [Exit(10, 10, 1, "conmon", 1000, True, 1.5), reused], [], samples)
     assert samples.series()[scenario.CPU_RM][pm.CONMON] == [1.0]
+
+
+def test_a_process_name_and_state_from_its_stat_line():
+    assert pm.name_and_state("4242 (shim-conmon-mon) Z 1 4242 4242 0 -1 4194560 0") == ("shim-conmon-mon", "Z")
+    assert pm.name_and_state("7 (a) b (c)) S 1 7") == ("a) b (c)", "S")  # a name may hold ") "
+
+
+def test_the_reaper_reaps_what_ended_but_leaves_podman_commands_to_their_caller(tmp_path):
+    podman = tmp_path / "podman"  # named as the bench's own commands are
+    shutil.copy("/bin/true", podman)
+    reaper = pm.Reaper()
+    try:
+        other = subprocess.Popen(["/bin/sh", "-c", "exit 7"])
+        own = subprocess.Popen([str(podman)])
+        assert _until(lambda: not os.path.exists(f"/proc/{other.pid}")), "an ended child was never reaped"
+        assert _until(lambda: _state(own.pid) == "Z")
+        time.sleep(pm.POLL * 20)  # the reaper had its chances
+        assert _state(own.pid) == "Z"
+        assert own.wait(timeout=10) == 0  # its status went to its caller
+    finally:
+        reaper.close()
+
+
+def _until(condition, timeout=10.0):
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.005)
+    return True
+
+
+def _state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return pm.name_and_state(f.read())[1]
