@@ -135,11 +135,14 @@ def _done_with(setup: pm.Setup, monitor: int, keep: set[int]) -> None:
         raise RuntimeError(f"processes outlived their container under {setup.contender.name}: {left}")
 
 
-def attribute(recorder: Recorder, exits, overflows: list[float], samples: Samples) -> dict[str, dict[str, int]]:
-    """The CPU time of each container's monitor processes into ``samples`` (ms); returns
-    what was left out or fell back, by contender."""
+def attribute(recorder: Recorder, exits, overflows: list[float], samples: Samples,
+              parts: dict[str, dict[str, dict[str, float]]] | None = None) -> dict[str, dict[str, int]]:
+    """The CPU time of each container's monitor processes into ``samples`` (ms), and the
+    sum of each of its parts into ``parts`` (by series and contender); returns what was
+    left out or fell back, by contender."""
     arrived = [e.arrived for e in exits]
     counts: dict[str, dict[str, int]] = {}
+    parts = {} if parts is None else parts
     for series, contender, index, container, done in recorder.containers:
         tally = counts.setdefault(contender, {"incomplete": 0, "records lost": 0, "without the server": 0})
         samples.declare(series, contender)
@@ -155,7 +158,18 @@ def attribute(recorder: Recorder, exits, overflows: list[float], samples: Sample
         if contender == pm.SERVER:
             tally["without the server"] += index is not None and not cpu.via_server
         samples.add(series, contender, index, cpu.cpu_us / 1e3)
+        if index is not None:
+            summed = parts.setdefault(series, {}).setdefault(contender, {})
+            for part, cpu_us in cpu.parts.items():
+                summed[part] = summed.get(part, 0.0) + cpu_us / 1e3
     return counts
+
+
+def mean_parts(parts: dict[str, dict[str, dict[str, float]]], series: dict) -> dict:
+    """Each part's mean per container (ms), from their sums and the samples' count."""
+    return {name: {contender: {part: round(total / len(samples), 2) for part, total in by_contender[contender].items()}
+                   for contender, samples in series[name].items() if samples and contender in by_contender}
+            for name, by_contender in parts.items()}
 
 
 def _server_setting(contender: pm.Contender) -> str:
@@ -179,17 +193,23 @@ def run(env, quick: bool) -> dict:
                 run_detached_and_stop(made[name], samples, recorder, index, lambda: pm.servers(made.values()))
         time.sleep(RECORDS_LAG)  # the last records read
         exits, overflows = list(listener.exits), list(listener.overflows)
-    counts = attribute(recorder, exits, overflows, samples)
+    parts: dict = {}
+    counts = attribute(recorder, exits, overflows, samples, parts)
+    cpu_parts = mean_parts(parts, samples.series())
     notes = [f"{c.name}: `{os.path.basename(c.monitor)}`" + (f", SHIM_CONMON_FORK_SERVER={_server_setting(c)}"
                                                               if c.names == pm.SHIM_NAMES else "") for c in chosen]
     notes.append("warm-up round (discarded), podman run --rm true: " + ", ".join(
         f"{name} {ms:.0f} ms" for name, ms in recorder.warm_up.items()) + " (the shim + server's starts the server)")
     notes.append("CPU: user + system time of the monitor processes per container, from the kernel's exit records "
                  "(counted in scheduler ticks, so judged on means)")
+    for name, by_contender in cpu_parts.items():
+        for contender, by_part in by_contender.items():
+            notes.append(f"{name}, {contender}, means: " + ", ".join(f"{part} {ms:.1f} ms"
+                                                                     for part, ms in by_part.items()))
     for contender, tally in counts.items():
         for what, count in tally.items():
             if count:
                 notes.append(f"{contender}: {count} measured container(s) {what}"
                              + (" (CPU sample left out)" if what != "without the server" else ""))
     return {"unit": UNIT, "series": samples.series(), "rounds": samples.rounds(), "design": design(rounds, WARMUP_ROUNDS),
-            "notes": notes}
+            "cpu parts": cpu_parts, "notes": notes}

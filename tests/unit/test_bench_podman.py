@@ -40,9 +40,11 @@ def test_cpu_samples_of_complete_containers_only_and_not_across_lost_records():
     for monitor, start, index in ((10, 1.0, 0), (20, 3.0, 1), (30, 5.0, 2), (40, 7.0, None)):
         recorder.add(scenario.CPU_RM, pm.SERVER, index, container(monitor, (start, start + 0.2), server=5),
                      start + 0.9)
-    samples = Samples()
-    counts = scenario.attribute(recorder, exits, [5.6], samples)
+    samples, parts = Samples(), {}
+    counts = scenario.attribute(recorder, exits, [5.6], samples, parts)
     assert samples.series()[scenario.CPU_RM][pm.SERVER] == [23.0]
+    assert scenario.mean_parts(parts, samples.series()) == {
+        scenario.CPU_RM: {pm.SERVER: {"monitor": 3.0, "started by the engine": 20.0, "fork server": 0.0}}}
     assert counts[pm.SERVER] == {"incomplete": 1, "records lost": 1, "without the server": 1}
 
 
