@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 
-SCENARIOS = ["start", "signals", "stop", "notify", "memory", "systemd"]
+SCENARIOS = ["start", "signals", "stop", "notify", "memory", "podman", "logs", "systemd"]
 
 
 def versions(env) -> dict[str, str]:

@@ -98,6 +98,7 @@ class ConmonRun:
         self.extra_env = extra_env or {}
         self.container_pid = 0
         self.conmon_pid = 0
+        self.first_pid = 0  # the process started, which daemonizes into conmon_pid
 
     def start(self) -> int:
         """Launch conmon and the container; returns the time (ns) conmon was exec'd."""
@@ -114,6 +115,7 @@ class ConmonRun:
         began = now_ns()
         first = subprocess.Popen(argv, env=child_env, pass_fds=fds, stdin=subprocess.DEVNULL,
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.first_pid = first.pid
         sync_child.close()
         start_child.close()
         start_parent.send(b"\0")  # podman moves conmon into its cgroup first, then says go

@@ -6,6 +6,7 @@ import json
 import os
 
 from bench.stats import ratio, summary
+from bench.targets import unit_of
 
 
 def write(results: dict, directory: str) -> list[str]:
@@ -33,7 +34,7 @@ def markdown(results: dict) -> str:
         if scenario.get("design"):
             lines += [rounds_line(scenario["design"]), ""]
         for series, by in scenario.get("series", {}).items():
-            lines += table(series, by, scenario["unit"])
+            lines += table(series, by, unit_of(scenario, series))
         if "throughput" in scenario:
             lines += ["| relay | sent | received | lost | messages/s |", "|---|---:|---:|---:|---:|"]
             for label, t in scenario["throughput"].items():
@@ -51,6 +52,15 @@ def markdown(results: dict) -> str:
                              f"{many.get('rss', 0):.1f} | {many.get('uss', 0):.1f} | {many.get('pss', 0):.1f} | "
                              f"{wake.get('switches', '-')} in {wake.get('seconds', '-')} s |")
             lines += ["", "(MB; 'one' is a single idle monitor while the others also run.)", ""]
+        under_podman = {k: v for k, v in scenario.get("podman", {}).items() if k != "count"}
+        if under_podman:
+            count = scenario["podman"]["count"]
+            lines += [f"| monitor under podman | RSS of {count} | USS of {count} | PSS of {count} | "
+                      "forked by the fork server |", "|---|---:|---:|---:|---:|"]
+            for monitor, total in under_podman.items():
+                lines.append(f"| {monitor} | {total['rss']:.1f} | {total['uss']:.1f} | {total['pss']:.1f} | "
+                             f"{total['forked by the server']} of {count} |")
+            lines += ["", f"(MB, totals of {count} idle containers' monitors at once.)", ""]
         for note in scenario.get("notes", []):
             lines.append(f"- {note}")
         lines.append("")
@@ -117,12 +127,14 @@ def machine_table(machine: dict) -> list[str]:
 def table(series: str, by: dict, unit: str) -> list[str]:
     names = list(by)
     sums = {n: summary(by[n]) for n in names}
-    head = f"| {series} ({unit}) | n | median | p99 | max | " + " | ".join(f"median / {n}" for n in names) + " |"
-    rows = [head, "|---|---:|---:|---:|---:|" + "---:|" * len(names)]
+    head = (f"| {series} ({unit}) | n | mean | median | p99 | max | "
+            + " | ".join(f"median / {n}" for n in names) + " |")
+    rows = [head, "|---|---:|---:|---:|---:|---:|" + "---:|" * len(names)]
     for n in names:
         s = sums[n]
         ratios = " | ".join("" if m == n else f"{ratio(s['median'], sums[m]['median']):.2f}" for m in names)
-        rows.append(f"| {n} | {s['n']} | {s['median']:.3f} | {s['p99']:.3f} | {s['max']:.3f} | {ratios} |")
+        rows.append(f"| {n} | {s['n']} | {s['mean']:.3f} | {s['median']:.3f} | {s['p99']:.3f} | {s['max']:.3f} "
+                    f"| {ratios} |")
     return rows + [""]
 
 
@@ -143,7 +155,7 @@ def plots(results: dict, directory: str) -> list[str]:
             ax.boxplot([by[n] for n in names], showfliers=True, whis=(1, 99))
             ax.set_xticks(range(1, len(names) + 1), names)
             ax.set_title(f"{name}: {label}")
-            ax.set_ylabel(scenario["unit"])
+            ax.set_ylabel(unit_of(scenario, label))
             ax.tick_params(axis="x", rotation=30)
             if max(max(by[n]) for n in names) > 20 * min(min(by[n]) for n in names if min(by[n]) > 0):
                 ax.set_yscale("log")

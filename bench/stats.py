@@ -36,6 +36,10 @@ MIN_ROUNDS = 8
 MIN_SAMPLES = 5
 
 YES, NO, WITHIN_NOISE = "yes", "no", "within noise"
+# In place of a percentile: the mean, for samples that come in coarse steps (CPU time
+# counted in scheduler ticks), whose median is one of a few steps while their mean is
+# right on average.
+MEAN = "mean"
 
 
 def percentile(samples: Sequence[float], q: float) -> float:
@@ -49,9 +53,17 @@ def percentile(samples: Sequence[float], q: float) -> float:
     return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
+def statistic(samples: Sequence[float], q: float | str) -> float:
+    """The q-th percentile, or the mean when q is MEAN."""
+    if q == MEAN:
+        return sum(samples) / len(samples) if samples else float("nan")
+    return percentile(samples, q)
+
+
 def summary(samples: Sequence[float]) -> dict[str, float]:
     return {
         "n": len(samples),
+        "mean": statistic(samples, MEAN),
         "median": percentile(samples, 50),
         "p99": percentile(samples, 99),
         "max": max(samples) if samples else float("nan"),
@@ -106,34 +118,34 @@ def _resampled(rng: random.Random, units: Sequence[Sequence[float]]) -> list[flo
     return [value for unit in rng.choices(units, k=len(units)) for value in unit]
 
 
-def quantile_interval(samples: Sequence[float], q: float = 50, rounds: Sequence[int] | None = None, *,
+def quantile_interval(samples: Sequence[float], q: float | str = 50, rounds: Sequence[int] | None = None, *,
                       confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> Interval:
-    """The q-th percentile of the samples and its interval; with ``rounds`` (the round
+    """The q-th percentile of the samples (or their mean: q = MEAN) and its interval; with ``rounds`` (the round
     index of each sample) and at least MIN_ROUNDS of them, whole rounds are resampled.
     With fewer than MIN_SAMPLES samples, the interval is undefined (NaN)."""
-    estimate = percentile(samples, q)
+    estimate = statistic(samples, q)
     groups = list(by_round(samples, rounds).values()) if rounds is not None else []
     if len(groups) >= MIN_ROUNDS:
-        low, high = bootstrap(lambda rng: percentile(_resampled(rng, groups), q),
+        low, high = bootstrap(lambda rng: statistic(_resampled(rng, groups), q),
                               confidence=confidence, resamples=resamples, seed=seed)
         return Interval(estimate, low, high, "rounds", len(groups))
     if len(samples) < MIN_SAMPLES:
         return Interval(estimate, float("nan"), float("nan"), "samples", len(samples))
-    low, high = bootstrap(lambda rng: percentile(rng.choices(samples, k=len(samples)), q),
+    low, high = bootstrap(lambda rng: statistic(rng.choices(samples, k=len(samples)), q),
                           confidence=confidence, resamples=resamples, seed=seed)
     return Interval(estimate, low, high, "samples", len(samples))
 
 
-def ratio_interval(a: Sequence[float], b: Sequence[float], q: float = 50,
+def ratio_interval(a: Sequence[float], b: Sequence[float], q: float | str = 50,
                    a_rounds: Sequence[int] | None = None, b_rounds: Sequence[int] | None = None, *,
                    confidence: float = CONFIDENCE, resamples: int = RESAMPLES, seed: int = SEED) -> Interval:
-    """The ratio of the q-th percentiles of ``a`` and ``b``, and its interval.
+    """The ratio of the q-th percentiles (or the means: q = MEAN) of ``a`` and ``b``, and its interval.
 
     With the round index of every sample of both, and at least MIN_ROUNDS rounds in which
     both were measured, those rounds are resampled whole, both sides together (paired).
     Otherwise the two sets are resampled independently, sample by sample, given at least
     MIN_SAMPLES samples on each side; with fewer, the interval is undefined (NaN)."""
-    estimate = ratio(percentile(a, q), percentile(b, q))
+    estimate = ratio(statistic(a, q), statistic(b, q))
     if a_rounds is not None and b_rounds is not None:
         ga, gb = by_round(a, a_rounds), by_round(b, b_rounds)
         shared = sorted(set(ga) & set(gb))
@@ -142,15 +154,15 @@ def ratio_interval(a: Sequence[float], b: Sequence[float], q: float = 50,
 
             def draw(rng: random.Random) -> float:
                 chosen = rng.choices(pairs, k=len(pairs))
-                return ratio(percentile([v for pa, _ in chosen for v in pa], q),
-                             percentile([v for _, pb in chosen for v in pb], q))
+                return ratio(statistic([v for pa, _ in chosen for v in pa], q),
+                             statistic([v for _, pb in chosen for v in pb], q))
 
             low, high = bootstrap(draw, confidence=confidence, resamples=resamples, seed=seed)
             return Interval(estimate, low, high, "rounds", len(shared))
     if min(len(a), len(b)) < MIN_SAMPLES:
         return Interval(estimate, float("nan"), float("nan"), "samples", min(len(a), len(b)))
-    low, high = bootstrap(lambda rng: ratio(percentile(rng.choices(a, k=len(a)), q),
-                                            percentile(rng.choices(b, k=len(b)), q)),
+    low, high = bootstrap(lambda rng: ratio(statistic(rng.choices(a, k=len(a)), q),
+                                            statistic(rng.choices(b, k=len(b)), q)),
                           confidence=confidence, resamples=resamples, seed=seed)
     return Interval(estimate, low, high, "samples", min(len(a), len(b)))
 
@@ -176,7 +188,7 @@ class Judgement(NamedTuple):
     ratio: Interval
 
 
-def at_most_times(a: Sequence[float], b: Sequence[float], factor: float, q: float = 50,
+def at_most_times(a: Sequence[float], b: Sequence[float], factor: float, q: float | str = 50,
                   a_rounds: Sequence[int] | None = None, b_rounds: Sequence[int] | None = None,
                   **options) -> Judgement:
     """"The q-th percentile of A is at most ``factor`` times B's", judged on their ratio."""
@@ -184,7 +196,7 @@ def at_most_times(a: Sequence[float], b: Sequence[float], factor: float, q: floa
     return Judgement(verdict(interval.low, interval.high, factor), factor, interval)
 
 
-def at_most(a: Sequence[float], bound: float, q: float = 50, rounds: Sequence[int] | None = None,
+def at_most(a: Sequence[float], bound: float, q: float | str = 50, rounds: Sequence[int] | None = None,
             **options) -> Judgement:
     """"The q-th percentile of A is at most ``bound``", judged on A / bound."""
     if bound <= 0:

@@ -27,9 +27,15 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from bench import stats
-from bench.stats import percentile
+from bench.stats import percentile, statistic
 
 RUNTIMES = ("runc", "crun")
+# bench/scenarios/podman.py's series and contenders
+PODMAN_TIMED = ("podman run --rm true", "podman run -d", "podman stop")
+PODMAN_CPU = "CPU per container, run --rm true"
+SHIMS = ("shim + server", "shim")
+PODMAN_SLOWER = 1.10  # the shim's podman commands may take 10% longer than conmon's
+PODMAN_CPU_FACTOR = 2.0
 
 
 @dataclass(frozen=True)
@@ -40,7 +46,7 @@ class Ratio:
     ours: str
     theirs: str
     factor: float = 1.0
-    quantile: float = 50
+    quantile: float | str = 50  # or stats.MEAN
     # more to say, from the scenario's series (e.g. what the ratio means in other terms)
     detail: Callable[[dict], str] | None = None
 
@@ -52,8 +58,8 @@ class Ratio:
             return None
         judged = stats.at_most_times(ours, theirs, self.factor, self.quantile,
                                      rounds.get(self.ours), rounds.get(self.theirs))
-        return _judged(self.name, "ratio", scenario.get("unit", ""), percentile(ours, self.quantile),
-                       self.factor * percentile(theirs, self.quantile), judged,
+        return _judged(self.name, "ratio", unit_of(scenario, self.series), statistic(ours, self.quantile),
+                       self.factor * statistic(theirs, self.quantile), judged,
                        self.detail(by) if self.detail else "")
 
 
@@ -64,7 +70,7 @@ class Bound:
     series: str
     ours: str
     bound: float
-    quantile: float = 50
+    quantile: float | str = 50
 
     def judge(self, scenario: dict) -> dict | None:
         ours = scenario.get("series", {}).get(self.series, {}).get(self.ours)
@@ -72,7 +78,7 @@ class Bound:
             return None
         rounds = scenario.get("rounds", {}).get(self.series, {}).get(self.ours)
         judged = stats.at_most(ours, self.bound, self.quantile, rounds)
-        return _judged(self.name, "bound", scenario.get("unit", ""), percentile(ours, self.quantile), self.bound,
+        return _judged(self.name, "bound", unit_of(scenario, self.series), statistic(ours, self.quantile), self.bound,
                        judged, "")
 
 
@@ -92,6 +98,11 @@ class Count:
         return {"target": self.name, "kind": "count", "unit": "", "value": value, "bound": self.bound,
                 "ratio": None, "limit": None, "ci_low": None, "ci_high": None, "resampled": None,
                 "verdict": stats.YES if value <= self.bound else stats.NO, "detail": detail}
+
+
+def unit_of(scenario: dict, series: str) -> str:
+    """A series' unit: its own (``units``), else its scenario's."""
+    return scenario.get("units", {}).get(series, scenario.get("unit", ""))
 
 
 def _number(x: float) -> float | None:
@@ -132,6 +143,14 @@ def _flood_lost(scenario: dict) -> tuple[float, str] | None:
     return flood["lost"], f"lost of {flood['sent']:,} sent at 10,000/s"
 
 
+def _logs_mismatched(scenario: dict) -> tuple[float, str] | None:
+    checks = scenario.get("checks")
+    if not checks:
+        return None
+    logs = sum(c["matched"] + c["mismatched"] for c in checks.values())
+    return sum(c["mismatched"] for c in checks.values()), f"of {logs} k8s-file logs read back"
+
+
 def _idle_wakeups(scenario: dict) -> tuple[float, str] | None:
     wakeups = scenario.get("wakeups", {}).get("shim")
     if not wakeups:
@@ -148,6 +167,17 @@ TARGETS = (
     Count("readiness relay at 10,000 msg/s: none lost", "notify", _flood_lost, 0),
     Count("idle shim: no wake-ups", "memory", _idle_wakeups, 0),
     Bound("idle shim USS <= 12 MB (median)", "memory", "USS, idle", "shim", 12.0),
+    *(Ratio(f"{series}: {shim} <= {PODMAN_SLOWER:g}x conmon", "podman", series, shim, "conmon", PODMAN_SLOWER)
+      for series in PODMAN_TIMED for shim in SHIMS),
+    Ratio("podman run --rm true: shim + server <= conmon", "podman", "podman run --rm true", "shim + server", "conmon"),
+    Ratio(f"podman, CPU per container start: shim + server <= {PODMAN_CPU_FACTOR:g}x conmon (mean)", "podman",
+          PODMAN_CPU, "shim + server", "conmon", PODMAN_CPU_FACTOR, stats.MEAN),
+    Bound("idle monitor under podman, shim + server: USS <= 3 MB (median)", "memory", "USS, podman", "shim + server",
+          3.0),
+    Bound("idle monitor under podman, shim + server: USS <= 2 MB (median; the moonshot)", "memory", "USS, podman",
+          "shim + server", 2.0),
+    Ratio("logs, CPU per GB into a k8s-file: shim <= 1.5x conmon", "logs", "CPU per GB", "shim", "conmon", 1.5),
+    Count("logs: every k8s-file log reads back as the payload's bytes", "logs", _logs_mismatched, 0),
     Ratio("systemd boot to READY: shim <= conmon", "systemd", "boot to READY", "shim", "conmon"),
     Ratio("systemd stop to exit: shim <= conmon", "systemd", "stop to exit", "shim", "conmon"),
     Ratio("systemd stop to exit: shim <= conmon + delete", "systemd", "stop to exit", "shim", "conmon + delete"),

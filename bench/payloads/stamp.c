@@ -11,6 +11,9 @@
  *                          SIGUSR1 comes, then exit 0 on SIGTERM only: a sender must live
  *                          until its messages are read (the shim, as systemd, drops those
  *                          of a sender already gone)
+ *   stamp lines COUNT LENGTH
+ *                          write COUNT lines of LENGTH bytes (LENGTH - 1 'x', then '\n') to
+ *                          stdout, 64 KiB at a time, as fast as the reader takes them; exit 0
  *
  * C, statically linked, so that the time between exec and the stamp is a few microseconds,
  * the same for every monitor it runs under.
@@ -97,6 +100,24 @@ static int notify(long count, long rate, const char *when) {
     return 0;
 }
 
+static int lines(long long count, long length) {
+    static char buf[1 << 16];
+    if (length < 1 || length > (long) sizeof(buf)) return 2;
+    long per = (long) sizeof(buf) / length;  /* whole lines per write */
+    for (long i = 0; i < per * length; i++) buf[i] = i % length == length - 1 ? '\n' : 'x';
+    while (count > 0) {
+        long n = count < per ? (long) count : per;
+        size_t len = (size_t) (n * length), done = 0;
+        while (done < len) {
+            ssize_t w = write(1, buf + done, len - done);
+            if (w <= 0) return 1;
+            done += (size_t) w;
+        }
+        count -= n;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv) {
     long long first = now_ns();
     char line[64];
@@ -106,6 +127,8 @@ int main(int argc, char **argv) {
         say(line);
         return 0;
     }
+    if (strcmp(mode, "lines") == 0)
+        return lines(argc > 2 ? atoll(argv[2]) : 0, argc > 3 ? atol(argv[3]) : 100);
     if (strcmp(mode, "notify") == 0)
         return notify(argc > 2 ? atol(argv[2]) : 1, argc > 3 ? atol(argv[3]) : 0, argc > 4 ? argv[4] : NULL);
     sigset_t set;

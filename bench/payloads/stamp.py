@@ -12,6 +12,16 @@ mode = sys.argv[1] if len(sys.argv) > 1 else "start"
 if mode == "start":
     os.write(1, b"%d\n" % first)
     sys.exit(0)
+if mode == "lines":  # see stamp.c
+    count, length = int(sys.argv[2]), int(sys.argv[3])
+    per = (1 << 16) // length
+    chunk = (b"x" * (length - 1) + b"\n") * per
+    while count > 0:
+        n = min(count, per)
+        sys.stdout.buffer.write(chunk[:n * length])
+        count -= n
+    sys.stdout.buffer.flush()
+    sys.exit(0)
 if mode == "notify":
     count, rate = int(sys.argv[2]), int(sys.argv[3])
     when = sys.argv[4] if len(sys.argv) > 4 else "0"

@@ -255,3 +255,19 @@ def test_an_absolute_bound_is_judged_on_value_over_bound(values, bound):
 def test_an_absolute_bound_must_be_positive():
     with pytest.raises(ValueError):
         stats.at_most([1.0] * stats.MIN_SAMPLES, 0)
+
+
+# -- the mean, for samples in coarse steps ------------------------------------------------
+
+def test_the_mean_in_place_of_a_percentile():
+    ticks = [0, 0, 0, 4, 4]  # a CPU time counted in 4 ms ticks: the median says 0
+    assert stats.statistic(ticks, stats.MEAN) == 1.6 and stats.statistic(ticks, 50) == 0
+    assert math.isnan(stats.statistic([], stats.MEAN))
+    assert stats.summary(ticks)["mean"] == 1.6
+
+
+def test_a_ratio_of_means_and_its_interval():
+    a, b = [2.0, 6.0] * 5, [1.0, 3.0] * 5
+    interval = stats.ratio_interval(a, b, stats.MEAN, rounds_of(a, 1), rounds_of(b, 1), **FAST)
+    assert interval.estimate == 2.0 and interval.resampled == "rounds"
+    assert interval.low == interval.high == 2.0  # paired rounds: every resample keeps a / b = 2

@@ -138,3 +138,37 @@ def test_the_report_shows_verdicts_intervals_and_the_machine():
     assert "**Warning**: during signals, other processes used 15% of the CPUs." in text
     machine_row = next(line for line in text.splitlines() if line.startswith("| signals | 3.0"))
     assert "15%" in machine_row and "make (7) 15.0%" in machine_row and "0.1 -> 0.9" in machine_row
+
+
+def test_the_podman_targets_name_the_scenarios_series_and_contenders():
+    from bench import podman
+    from bench.scenarios import podman as scenario
+
+    assert set(targets.PODMAN_TIMED) == {scenario.RUN_RM, scenario.RUN_D, scenario.STOP}
+    assert targets.PODMAN_CPU == scenario.CPU_RM
+    assert set(targets.SHIMS) == {podman.SERVER, podman.ALONE}
+    judged = targets.check(results_with(podman=scenario_of_podman()))
+    names = [t["target"] for t in judged]
+    assert len(names) == 3 * 2 + 2
+    cpu = next(t for t in judged if "CPU" in t["target"])
+    assert cpu["verdict"] == "no" and cpu["ratio"] == pytest.approx(6.0, rel=0.1)
+
+
+def scenario_of_podman():
+    series, indices = {}, {}
+    for name in (*targets.PODMAN_TIMED, targets.PODMAN_CPU):
+        factors = {"conmon": 1.0, "shim + server": 6.0 if name == targets.PODMAN_CPU else 1.05, "shim": 1.5}
+        s, i = side_by_side(factors)
+        series[name], indices[name] = s, i
+    return {"unit": "ms", "series": series, "rounds": indices}
+
+
+def test_the_logs_targets():
+    logs = scenario("CPU per GB", {"shim": 1.3, "conmon": 1.0}, unit="MB/s")
+    logs["units"] = {"CPU per GB": "s"}
+    logs["checks"] = {"shim": {"matched": 3, "mismatched": 1}, "conmon": {"matched": 4, "mismatched": 0}}
+    judged = {t["target"]: t for t in targets.check(results_with(logs=logs))}
+    cpu = judged["logs, CPU per GB into a k8s-file: shim <= 1.5x conmon"]
+    assert (cpu["verdict"], cpu["unit"]) == ("yes", "s")
+    check = judged["logs: every k8s-file log reads back as the payload's bytes"]
+    assert (check["verdict"], check["value"], check["detail"]) == ("no", 1, "of 8 k8s-file logs read back")
