@@ -278,9 +278,9 @@ def setups(chosen: list[Contender], work: str, rootfs: str) -> Iterator[dict[str
     made: dict[str, Setup] = {}
     with adopting():
         try:
-            for contender in chosen:
-                made[contender.name] = Setup(contender, os.path.join(work, contender.name.replace(" ", "")), rootfs,
-                                             cgroup_parent)
+            for index, contender in enumerate(chosen):
+                # A short directory: podman refuses a runroot over 50 characters.
+                made[contender.name] = Setup(contender, os.path.join(work, str(index)), rootfs, cgroup_parent)
             yield made
         finally:
             for setup in made.values():

@@ -105,7 +105,7 @@ def podman_monitors(env, count: int, result: dict) -> dict:
     chosen = pm.contenders(env.conmon)
     totals: dict = {"count": count}
     unsettled: list[str] = []
-    with pm.setups(chosen, os.path.join(env.workdir, "podman-memory"), env.rootfs) as made:
+    with pm.setups(chosen, os.path.join(env.workdir, "pm"), env.rootfs) as made:
         for contender in chosen:
             setup = made[contender.name]
             if contender.fork_server:

@@ -186,7 +186,7 @@ def run(env, quick: bool) -> dict:
     chosen = pm.contenders(env.conmon)
     samples = Samples(order=[c.name for c in chosen])
     recorder = Recorder()
-    with ExitListener() as listener, pm.setups(chosen, os.path.join(env.workdir, "podman"), env.rootfs) as made:
+    with ExitListener() as listener, pm.setups(chosen, os.path.join(env.workdir, "pd"), env.rootfs) as made:
         for index, order in schedule([c.name for c in chosen], rounds, WARMUP_ROUNDS):
             for name in order:
                 run_rm(made[name], samples, recorder, index, lambda: pm.servers(made.values()))
