@@ -1,6 +1,6 @@
 """Start-up: from a checked bundle to a created container, before trio is imported.
 
-``import trio`` costs tens of milliseconds; the container's start must not wait for it.
+``import trio`` costs some 50 ms of CPU; the container's start must not wait for it.
 Everything here is plain system calls, and the one reaper waits with blocking ``waitpid``
 on the pids it spawned. Signals stay blocked (pending) throughout, so none is lost or kills
 the shim. Both fronts create containers here: ``shim run`` and the conmon-compatible one

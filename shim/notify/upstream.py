@@ -22,7 +22,8 @@ from __future__ import annotations
 import os
 
 # _socket, the C module behind socket: the same sockets without socket.py's enums and
-# selectors (about 3 ms), on the path to the container's start in the seed scenario.
+# selectors (about 3 ms), on the path to the container's start (the upstream socket is
+# connected before runtime create).
 import _socket
 
 QUEUE_LIMIT = 1024  # messages waiting for room at the host before new ones are dropped
