@@ -11,7 +11,6 @@ ends. A client that finds no server starts one for the next containers.
 
 from __future__ import annotations
 
-import array
 import os
 import sys
 
@@ -51,7 +50,7 @@ def hand_off(path: str, argv: list[str], env: dict[str, str], fds: list[int], pi
                 return False
             if not answer.get("ready"):
                 return False
-            sock.sendmsg([b"fds"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+            sock.sendmsg([b"fds"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, _pack_fds(fds))])
             answer = parse_reply(sock.recv(MAX_MESSAGE))
         except (OSError, ValueError) as e:
             diagnostics.debug(f"the fork server at {path} did not answer ({e}): monitoring alone")
@@ -71,6 +70,12 @@ def hand_off(path: str, argv: list[str], env: dict[str, str], fds: list[int], pi
         return True
     finally:
         sock.close()
+
+
+def _pack_fds(fds: list[int]) -> bytes:
+    # SCM_RIGHTS wants C ints. Not array.array: importing array imports collections.abc
+    # and collections, some 3 ms of every client's start.
+    return b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
 
 
 def start_server(path: str, env: dict[str, str]) -> None:

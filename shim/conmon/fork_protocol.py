@@ -101,15 +101,20 @@ def socket_path(euid: int, env: dict[str, str], sync: bool = False) -> str | Non
 def code_identity(package_dir: str, interpreter: str) -> str:
     """What code a process runs: the interpreter and every module of the package, by
     name, size and modification time. A server whose identity differs from its client's
-    was started before an upgrade."""
+    was started before an upgrade. On every client's path: a scandir walk, no more."""
     from _sha256 import sha256
 
     digest = sha256(interpreter.encode())
-    for directory, subdirs, files in sorted(os.walk(package_dir)):
-        subdirs[:] = sorted(d for d in subdirs if d != "__pycache__")
-        for name in sorted(files):
-            if name.endswith(".py"):
-                info = os.stat(os.path.join(directory, name))
-                digest.update(f"{os.path.relpath(os.path.join(directory, name), package_dir)}:{info.st_size}:"
-                              f"{info.st_mtime_ns};".encode())
+    pending = [""]
+    while pending:
+        relative = pending.pop()
+        with os.scandir(os.path.join(package_dir, relative)) as entries:
+            found = sorted((entry.name, entry) for entry in entries)
+        for name, entry in found:
+            if entry.is_dir(follow_symlinks=False):
+                if name != "__pycache__":
+                    pending.append(f"{relative}{name}/")
+            elif name.endswith(".py"):
+                info = entry.stat()
+                digest.update(f"{relative}{name}:{info.st_size}:{info.st_mtime_ns};".encode())
     return digest.hexdigest()
