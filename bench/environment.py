@@ -46,6 +46,7 @@ class Environment:
             result = subprocess.run([gcc, "-O2", "-static", "-o", target, os.path.join(HERE, "payloads", "stamp.c")],
                                     capture_output=True)
             if result.returncode == 0:
+                os.symlink("stamp", os.path.join(self.stamp_dir, "stamp-runtime"))  # see stamp.c
                 return True
         shutil.copy(os.path.join(HERE, "payloads", "stamp.py"), os.path.join(self.stamp_dir, "stamp.py"))
         return False

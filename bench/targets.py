@@ -161,6 +161,8 @@ def _idle_wakeups(scenario: dict) -> tuple[float, str] | None:
 TARGETS = (
     *(Ratio(f"start, exec to payload: `shim run` <= conmon ({runtime})", "start", f"start, {runtime}", "shim",
             "conmon", detail=_start_overheads(runtime)) for runtime in RUNTIMES),
+    Ratio("start at Python's floor: exec to runtime create <= 1.5x python -I -S -c pass", "start",
+          "exec to runtime create", "shim", "python -I -S -c pass", 1.5),
     Ratio("signal forwarding p50 <= 1.5x tini", "signals", "signal", "shim", "tini", 1.5, 50),
     Ratio("signal forwarding p99 <= 2x tini", "signals", "signal", "shim", "tini", 2.0, 99),
     Bound("readiness relay p50 <= 100 us", "notify", "relay latency", "shim", 100.0),

@@ -11,6 +11,9 @@
  *                          SIGUSR1 comes, then exit 0 on SIGTERM only: a sender must live
  *                          until its messages are read (the shim, as systemd, drops those
  *                          of a sender already gone)
+ *   stamp-runtime ...      (called by that name, as a monitor's OCI runtime) write the time of
+ *                          its first instruction to $STAMP_RUNTIME_OUT and fail (exit 1): how
+ *                          long a monitor takes from its exec to spawning the runtime
  *   stamp lines COUNT LENGTH
  *                          write COUNT lines of LENGTH bytes (LENGTH - 1 'x', then '\n') to
  *                          stdout, 64 KiB at a time, as fast as the reader takes them; exit 0
@@ -121,6 +124,16 @@ static int lines(long long count, long length) {
 int main(int argc, char **argv) {
     long long first = now_ns();
     char line[64];
+    const char *name = strrchr(argv[0], '/');
+    if (strcmp(name ? name + 1 : argv[0], "stamp-runtime") == 0) {
+        const char *out = getenv("STAMP_RUNTIME_OUT");
+        FILE *f = out ? fopen(out, "wx") : NULL; /* the first call only: a delete may follow */
+        if (f) {
+            fprintf(f, "%lld\n", first);
+            fclose(f);
+        }
+        return 1;
+    }
     const char *mode = argc > 1 ? argv[1] : "start";
     if (strcmp(mode, "start") == 0) {
         snprintf(line, sizeof(line), "%lld\n", first);
