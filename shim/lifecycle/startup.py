@@ -124,7 +124,7 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
         init_pid = _read_pid_file(pid_file, runtime.name)
         # The init is our child now (re-parented when the runtime exited) and is not reaped
         # until we say so, so its pid cannot be recycled before pidfd_open.
-        pidfd = os.pidfd_open(init_pid)
+        pidfd = _open_child(init_pid, pid_file, runtime.name)
         runtime.reaper.expect(init_pid)
     except BaseException:
         fds.close_ours()
@@ -202,3 +202,21 @@ def _read_pid_file(path: str, runtime_name: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise ShimError(f"{runtime_name} wrote a bad pid file {path}: {text!r}")
     return int(text)
+
+
+def _open_child(pid: int, path: str, runtime_name: str) -> int:
+    """A pidfd on the process the pid file names, which must be the shim's child: a pid
+    file naming another process (or none) would have the shim signal a stranger and wait
+    for its exit forever."""
+    stranger = ShimError(f"{runtime_name} wrote pid {pid} to its pid file {path}, "
+                         "which is not a process it left to the shim")
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (OSError, OverflowError):
+        raise stranger from None
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # only a child is waitable
+    except ChildProcessError:
+        os.close(pidfd)
+        raise stranger from None
+    return pidfd
