@@ -15,7 +15,7 @@ import time
 
 from shim.errors import SHIM_FAILED, ShimError
 from shim.lifecycle.container import Container, signal_init
-from shim.runtime.command import classify_create_failure, mentions_existing_container, one_line
+from shim.runtime.command import classify_create_failure, mentions_existing_container, one_line, silent_failure
 from shim.runtime.invoke import Runtime
 from shim.signals.catalog import SIGKILL
 
@@ -117,6 +117,9 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
             fds.close_child_ends()
         status = runtime.reaper.wait_blocking(pid)
         if status != 0:
+            # A runtime killed half-way could not clean up after itself: what it may have
+            # created (the container, its init waiting to be started) is ours to remove.
+            created = os.WIFSIGNALED(status)
             # On failure its stderr holds only the runtime's words (no payload ran).
             raw = _read_available(fds.stderr_r) if fds.stderr_r is not None else ""
             raise _create_failure(runtime, container_id, runtime.logged_error_since(log_offset) or raw, raw, status)
@@ -173,8 +176,7 @@ def delete_blocking(runtime: Runtime, container: Container, diagnostics) -> None
 
 
 def _create_failure(runtime: Runtime, container_id: str, message: str, raw: str, status: int) -> CreateFailed:
-    text = one_line(message) if message.strip() else \
-        f"exited with status {os.waitstatus_to_exitcode(status)} and no message"
+    text = one_line(message) if message.strip() else silent_failure(status)
     if mentions_existing_container(text):
         return CreateFailed(f"container ID {container_id} is already in use ({runtime.name}: {text})",
                             SHIM_FAILED, raw or text)

@@ -65,6 +65,25 @@ def assert_failed_cleanly(harness, result, container_id: str, *fragments: str) -
     assert not os.path.exists(os.path.join(harness.state_dir, container_id))
 
 
+@pytest.mark.parametrize("command", ["create", "start"])
+def test_a_runtime_that_crashes(shim, tmp_path, command):
+    runtime = faulty_runtime(shim, tmp_path, command, "kill -SEGV $$")
+    result, container_id, ran = run_with(shim, runtime, tmp_path=tmp_path)
+    assert_failed_cleanly(shim, result, container_id, f"could not {command} container {container_id}",
+                          "killed by SIGSEGV")
+    assert not ran
+
+
+def test_a_runtime_killed_once_it_created_the_container(shim, tmp_path):
+    # The worst moment: the container exists (its init waits to be started), and the
+    # runtime dies without a word before it could report it.
+    runtime = faulty_runtime(shim, tmp_path, "create", '"$real" "$@"; kill -KILL $$')
+    result, container_id, ran = run_with(shim, runtime, tmp_path=tmp_path)
+    assert_failed_cleanly(shim, result, container_id, f"could not create container {container_id}",
+                          "killed by SIGKILL")
+    assert not ran
+
+
 def foreign_process():
     """A process of the test's, not the shim's: a pid file naming it must not be believed."""
     return subprocess.Popen(["sleep", "100"])
