@@ -179,7 +179,8 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
         argv = runtime.command.create(options.container_id, state.path, pid_file, preserve_fds=len(plan.passed_fds),
                                       console_socket=terminal.console.path if terminal else None)
         container = startup.create_container(runtime, options.container_id, argv, pid_file, stdio,
-                                             plan.own_pid_namespace, keep_fds=plan.passed_fds)
+                                             plan.own_pid_namespace, keep_fds=plan.passed_fds,
+                                             timeout=options.create_timeout)
         try:
             if terminal is not None:
                 terminal.take(container)

@@ -20,6 +20,10 @@ from shim.runtime.invoke import Runtime
 from shim.signals.catalog import SIGKILL
 
 PID_FILE_NAME = "pidfile"
+# How long `runtime create` may take before it is killed and the container removed: podman's
+# own limit for a monitor's answer (define.ContainerCreateTimeout). runc and crun take tens
+# of milliseconds; a runtime stuck on a lock or a dead mount would hold the shim for ever.
+CREATE_TIMEOUT = 240.0
 
 # How each of the container's fds 0, 1, 2 is wired.
 INHERIT = "inherit"  # the shim's own fd, handed straight through
@@ -94,7 +98,7 @@ class _Stdio:
 
 def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_file: str,
                      stdio: StdioPlan, own_pid_namespace: bool, keep_fds: tuple[int, ...] = (),
-                     owns_container: bool = True) -> Container:
+                     owns_container: bool = True, timeout: float | None = None) -> Container:
     """Run ``argv`` (the runtime's ``create``, or ``restore``/``exec --detach``) and return
     the container whose init (or exec'd process) it left waiting or running, re-parented
     to the shim.
@@ -102,6 +106,7 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
     The runtime passes its own fds 0-2 on to the process; ``keep_fds`` reach it at the
     same numbers. On failure nothing is left behind: no fd, and no runtime state when the
     container is this call's (``owns_container``; an exec session's container is not).
+    A runtime still running after ``timeout`` seconds (default ``CREATE_TIMEOUT``) is killed.
     """
     fds = _Stdio(stdio)
     log_offset = runtime.log_offset()
@@ -115,7 +120,13 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
                                SHIM_FAILED, f"{runtime.command.path}: {e.strerror}") from None
         finally:
             fds.close_child_ends()
-        status = runtime.reaper.wait_blocking(pid)
+        timeout = timeout or CREATE_TIMEOUT
+        status = _wait_for_runtime(runtime, pid, timeout)
+        if status is None:
+            created = True  # it may have got far: remove what it made
+            text = f"create did not finish within {timeout:g} s (create timeout)"
+            raise CreateFailed(f"{runtime.name} {text}: killed it, container {container_id} removed", SHIM_FAILED,
+                               f"{runtime.command.path} {text}")
         if status != 0:
             # A runtime killed half-way could not clean up after itself: what it may have
             # created (the container, its init waiting to be started) is ours to remove.
@@ -138,6 +149,25 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
                           stdin_fd=fds.stdin_w)
     container.create_took = time.monotonic() - started
     return container
+
+
+def _wait_for_runtime(runtime: Runtime, pid: int, timeout: float) -> int | None:
+    """The runtime's wait status; None when it ran out of ``timeout`` seconds, and then it
+    is killed with its process group (``spawn`` gave it one of its own)."""
+    import select
+
+    pidfd = os.pidfd_open(pid)  # our unreaped child: the pid cannot be another process's
+    try:
+        finished = bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
+    if not finished:
+        try:
+            os.killpg(pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+    status = runtime.reaper.wait_blocking(pid)
+    return status if finished else None
 
 
 def start_container(runtime: Runtime, container: Container) -> None:

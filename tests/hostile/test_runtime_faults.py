@@ -84,6 +84,37 @@ def test_a_runtime_killed_once_it_created_the_container(shim, tmp_path):
     assert not ran
 
 
+def test_a_runtime_that_hangs_in_create_meets_a_named_timeout(shim, tmp_path):
+    # Half-way, as a runtime stuck on a lock or a slow mount would be: the container exists.
+    runtime = faulty_runtime(shim, tmp_path, "create", '"$real" "$@"; sleep 1000')
+    began = time.monotonic()
+    result, container_id, ran = run_with(shim, runtime, "--create-timeout", "1", tmp_path=tmp_path)
+    elapsed = time.monotonic() - began
+    assert_failed_cleanly(shim, result, container_id, f"create did not finish within 1 s (create timeout)")
+    assert not ran
+    assert elapsed < 20, elapsed  # the timeout, a delete and start-up; generous for a loaded machine
+
+
+def test_a_stop_while_create_hangs_waits_for_the_create_timeout(shim_runc, tmp_path):
+    """What is not promised: signals wait while the runtime creates (so none is lost), so a
+    stop during a create that hangs is acted on when the create timeout ends it."""
+    marker = tmp_path / "creating"
+    runtime = faulty_runtime(shim_runc, tmp_path, "create", f'touch {marker}; sleep 1000')
+    real, shim_runc.runtime = shim_runc.runtime, runtime
+    try:
+        proc = shim_runc.start(["true"], "--create-timeout", "2")
+        deadline = time.monotonic() + 20
+        while not marker.exists():
+            assert time.monotonic() < deadline, "create never began"
+            time.sleep(0.01)
+        os.kill(proc.pid, signal.SIGTERM)
+        _, err = proc.communicate(timeout=60)
+    finally:
+        shim_runc.runtime = real
+    assert proc.returncode == 125, err
+    assert b"within 2 s (create timeout)" in err
+
+
 def foreign_process():
     """A process of the test's, not the shim's: a pid file naming it must not be believed."""
     return subprocess.Popen(["sleep", "100"])
