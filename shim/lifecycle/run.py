@@ -233,8 +233,6 @@ def supervise(runtime: Runtime, container, plan, notify, terminal, options, diag
     stderr = Writer.open(2)
     diagnostics.use_writer(stderr if stderr.kind in (NONBLOCKING, SOCKET) else None)
 
-    output = open_output(options, container.id, stderr, diagnostics)
-
     def make_supervisor(handoff):
         from shim.lifecycle.supervise import Supervisor
         from shim.signals.stop_sequence import StopSequence
@@ -250,6 +248,7 @@ def supervise(runtime: Runtime, container, plan, notify, terminal, options, diag
     # container's foreground process group itself.
     kept = frozenset({SIGWINCH}) if terminal is not None else frozenset()
     try:
+        output = open_output(options, container.id, stderr, diagnostics)  # the container runs: delete it if this fails
         outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor, kept_signals=kept)
     except BaseException:
         startup.delete_blocking(runtime, container, diagnostics)

@@ -130,3 +130,24 @@ def test_a_failure_with_stdout_closed_is_still_said(shim_runc):
                           capture_output=True, timeout=60)
     assert proc.returncode == 125
     assert proc.stderr == b"shim: bundle /nonexistent: no such directory\n"
+
+
+def test_a_log_that_cannot_be_opened_once_the_container_started(shim, tmp_path):
+    """The log is checked before create and opened for good once the container runs:
+    something (here the runtime's start) put a directory at its path meanwhile. The shim
+    fails with the path in its one line, and the started container goes too."""
+    from tests.helpers.runtimes import container_known
+    from tests.hostile.test_runtime_faults import faulty_runtime
+
+    log = tmp_path / "ctr.log"
+    real, shim.runtime = shim.runtime, faulty_runtime(shim, tmp_path, "start",
+                                                       f'"$real" "$@" || exit $?; rm -f {log}; mkdir {log}; exit 0')
+    container_id = shim.new_id()
+    try:
+        result = shim.run(["/bin/sleep", "100"], "--log-driver", "k8s-file", "--log-path", str(log),
+                          container_id=container_id)
+    finally:
+        shim.runtime = real
+    assert result.returncode == 125, result
+    assert result.shim_lines == [f"shim: --log-path {log}: cannot open: Is a directory"], result
+    assert not container_known(shim.runtime, container_id)
