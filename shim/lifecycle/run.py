@@ -129,7 +129,8 @@ def check_output_paths(options, env: dict[str, str]) -> str | None:
             raise ShimError(f"--pid-file {options.pid_file}: its directory is not writable")
     if options.log_path is not None:  # the log is created now, so that it can be written later
         try:
-            os.close(os.open(options.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            os.close(os.open(options.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600))
         except OSError as e:
             raise ShimError(f"--log-path {options.log_path}: cannot open: {e.strerror}") from None
     if options.exit_command is not None:
