@@ -30,3 +30,32 @@ def test_a_symlink_planted_at_the_log_path_is_never_followed(shim_runc, tmp_path
     assert second.returncode == 125
     assert second.shim_lines == [f"shim: --log-path {log}: cannot open: Too many levels of symbolic links"]
     assert precious.read_bytes() == b"keep\n"
+
+
+def test_the_notify_directory_takes_datagrams_and_nothing_else(shim, tmp_path, listener):
+    """/run/notify is a directory of the host's (in the shim's state directory) mounted
+    into the container: the container may send to its socket, and may not plant files,
+    symlinks or gigabytes there."""
+    import signal
+
+    from tests.helpers import oci
+    from tests.helpers.harness import PAYLOADS, wait_for_file
+
+    out = tmp_path / "out"
+    out.mkdir()
+    attempts = " ".join(f"{command} 2>/dev/null; echo $? >> /out/attempts;" for command in (
+        "ln -s / /run/notify/root", "touch /run/notify/file", "mkdir /run/notify/dir",
+        "head -c 1000000 /dev/zero > /run/notify/fill", "rm /run/notify/notify.sock"))
+    script = f"{attempts} exec /usr/bin/python3 -IS /payloads/notifier.py send STATUS=sent"
+    binds = oci.host_python_binds() + [(PAYLOADS, "/payloads", True), (str(out), "/out", False)]
+    proc = shim.start(None, "--sdnotify=container", bundle=shim.bundle(["/bin/sh", "-c", script], binds=binds),
+                      env=dict(os.environ, NOTIFY_SOCKET=listener.path))
+    listener.wait_for("STATUS=sent")
+    notify_dir = os.path.join(shim.state_dir, proc.container_id, "notify")
+    assert os.listdir(notify_dir) == ["notify.sock"]
+    assert os.stat(notify_dir).st_mode & 0o777 == 0o700
+    wait_for_file(str(out / "done"))
+    os.kill(proc.pid, signal.SIGTERM)
+    proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert [int(code) for code in (out / "attempts").read_text().split()] == [1] * 5  # each one refused
