@@ -171,3 +171,22 @@ def test_two_monitors_racing_for_one_container(engine, scale, figures):
                 session.close()
             subprocess.run([engine.runtime, "delete", "--force", cid], capture_output=True)
     figures.record("races, each with exactly one winner", scale.races)
+
+
+@pytest.mark.parametrize("monitor", sorted(MONITORS))
+def test_what_a_sigkilled_monitor_cannot_save(podman, monitor):
+    """Not promised, by either monitor: anything after it is SIGKILLed. The container runs
+    on, podman cannot learn how it ends (a stop leaves it 'stopping' with exit code 0, as
+    podman#19629 reports for conmon), and `podman rm -f` (podman 4.3) forgets it without
+    deleting the runtime's record of it (podman#26643's subject): the test deletes that."""
+    flags = [] if monitor == "shim-conmon" else ["--conmon", MONITORS["conmon"]]
+    cid = podman.out(*flags, "run", "-d", IMAGE, "sh", "-c", "trap 'exit 7' TERM; sleep 1000 & wait")
+    os.kill(podman.conmon_pid(cid), 9)
+    podman(*flags, "stop", "-t", "1", cid, check=False)
+    try:
+        assert podman.out("inspect", "--format", "{{.State.Status}} {{.State.ExitCode}}", cid) == "stopping 0"
+        podman("rm", "-f", cid)
+        state = subprocess.run(["/usr/sbin/runc", "state", cid], capture_output=True, text=True)
+        assert '"status": "stopped"' in state.stdout, state
+    finally:
+        subprocess.run(["/usr/sbin/runc", "delete", "--force", cid], capture_output=True)
