@@ -73,7 +73,7 @@ def main_and_exit() -> None:
     try:
         sys.stdout.flush()
         sys.stderr.flush()
-    except OSError:
+    except (OSError, AttributeError):  # gone, or None: the shim started with that fd closed
         pass
     os._exit(code)
 
@@ -130,5 +130,11 @@ def ensure_stdio_open() -> None:
 
 
 def _say(line: str) -> None:
-    sys.stdout.flush()
-    os.write(2, (line + "\n").encode("utf-8", "replace"))
+    try:
+        sys.stdout.flush()
+    except (OSError, AttributeError):  # gone, or None: the shim started with fd 1 closed
+        pass
+    try:
+        os.write(2, (line + "\n").encode("utf-8", "replace"))
+    except OSError:  # nobody reads stderr any more: the exit code still tells
+        pass

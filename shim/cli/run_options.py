@@ -12,6 +12,7 @@ import os
 from shim import container_id
 from shim.cli.parser import Option, format_help, parse
 from shim.errors import UsageError
+from shim.lifecycle.startup import CREATE_TIMEOUT
 from shim.signals.catalog import parse_signal
 
 SDNOTIFY_MODES = ("auto", "container", "shim", "ignore")
@@ -38,6 +39,9 @@ RUN_OPTIONS = [
                 "org.opencontainers.image.stopSignal, else TERM; RTMIN+3 in systemd mode)"),
     Option("stop-timeout", metavar="SECONDS",
            help=f"grace time after the stop signal before SIGKILL (default: {DEFAULT_STOP_TIMEOUT:g})"),
+    Option("create-timeout", metavar="SECONDS",
+           help=f"kill `runtime create` if it has not finished by then, and remove the container "
+                f"(default: {CREATE_TIMEOUT:g})"),
     Option("sdnotify", metavar="MODE", help="readiness relay: auto, container, shim or ignore (default: auto)"),
     Option("systemd", metavar="MODE", help="systemd mode: true (detect), false or always (default: true)"),
     Option("log-driver", metavar="DRIVER", repeat=True, dest="log_drivers",
@@ -83,7 +87,7 @@ class RunOptions:
     """Everything ``shim run`` was asked to do."""
 
     __slots__ = ("container_id", "bundle", "runtime", "runtime_args", "state_dir", "pid_file",
-                 "exit_dir", "exit_command", "exit_command_args", "stop_signal", "stop_timeout",
+                 "exit_dir", "exit_command", "exit_command_args", "stop_signal", "stop_timeout", "create_timeout",
                  "sdnotify", "systemd", "log_level", "log_drivers", "log_path", "log_size_max",
                  "log_max_files", "log_tag")
 
@@ -125,6 +129,7 @@ def parse_run_options(argv: list[str], cwd: str) -> RunOptions | None:
         exit_command_args=list(values.get("exit_command_args") or []),
         stop_signal=stop_signal,
         stop_timeout=_parse_timeout(values.get("stop_timeout")),
+        create_timeout=_parse_create_timeout(values.get("create_timeout")),
         sdnotify=_choice("sdnotify", values.get("sdnotify"), SDNOTIFY_MODES, "auto"),
         systemd=_choice("systemd", values.get("systemd"), SYSTEMD_MODES, "true"),
         log_level=_choice("log-level", values.get("log_level"), LOG_LEVELS, "warning"),
@@ -184,4 +189,16 @@ def _parse_timeout(value: object) -> float:
         seconds = -1.0
     if not (0 <= seconds < float("inf")):
         raise UsageError(f"--stop-timeout must be a number of seconds >= 0, not {value!r}")
+    return seconds
+
+
+def _parse_create_timeout(value: object) -> float:
+    if value is None:
+        return CREATE_TIMEOUT
+    try:
+        seconds = float(str(value))
+    except ValueError:
+        seconds = 0.0
+    if not (0 < seconds < float("inf")):
+        raise UsageError(f"--create-timeout must be a number of seconds > 0, not {value!r}")
     return seconds

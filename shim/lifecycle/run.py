@@ -128,7 +128,8 @@ def check_output_paths(options, env: dict[str, str]) -> str | None:
             raise ShimError(f"--pid-file {options.pid_file}: its directory is not writable")
     if options.log_path is not None:  # the log is created now, so that it can be written later
         try:
-            os.close(os.open(options.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600))
+            os.close(os.open(options.log_path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW,
+                             0o600))
         except OSError as e:
             raise ShimError(f"--log-path {options.log_path}: cannot open: {e.strerror}") from None
     if options.exit_command is not None:
@@ -178,7 +179,8 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
         argv = runtime.command.create(options.container_id, state.path, pid_file, preserve_fds=len(plan.passed_fds),
                                       console_socket=terminal.console.path if terminal else None)
         container = startup.create_container(runtime, options.container_id, argv, pid_file, stdio,
-                                             plan.own_pid_namespace, keep_fds=plan.passed_fds)
+                                             plan.own_pid_namespace, keep_fds=plan.passed_fds,
+                                             timeout=options.create_timeout)
         try:
             if terminal is not None:
                 terminal.take(container)
@@ -233,8 +235,6 @@ def supervise(runtime: Runtime, container, plan, notify, terminal, options, diag
     stderr = Writer.open(2)
     diagnostics.use_writer(stderr if stderr.kind in (NONBLOCKING, SOCKET) else None)
 
-    output = open_output(options, container.id, stderr, diagnostics)
-
     def make_supervisor(handoff):
         from shim.lifecycle.supervise import Supervisor
         from shim.signals.stop_sequence import StopSequence
@@ -250,6 +250,7 @@ def supervise(runtime: Runtime, container, plan, notify, terminal, options, diag
     # container's foreground process group itself.
     kept = frozenset({SIGWINCH}) if terminal is not None else frozenset()
     try:
+        output = open_output(options, container.id, stderr, diagnostics)  # the container runs: delete it if this fails
         outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor, kept_signals=kept)
     except BaseException:
         startup.delete_blocking(runtime, container, diagnostics)

@@ -15,11 +15,15 @@ import time
 
 from shim.errors import SHIM_FAILED, ShimError
 from shim.lifecycle.container import Container, signal_init
-from shim.runtime.command import classify_create_failure, mentions_existing_container, one_line
+from shim.runtime.command import classify_create_failure, mentions_existing_container, one_line, silent_failure
 from shim.runtime.invoke import Runtime
 from shim.signals.catalog import SIGKILL
 
 PID_FILE_NAME = "pidfile"
+# How long `runtime create` may take before it is killed and the container removed: podman's
+# own limit for a monitor's answer (define.ContainerCreateTimeout). runc and crun take tens
+# of milliseconds; a runtime stuck on a lock or a dead mount would hold the shim for ever.
+CREATE_TIMEOUT = 240.0
 
 # How each of the container's fds 0, 1, 2 is wired.
 INHERIT = "inherit"  # the shim's own fd, handed straight through
@@ -94,7 +98,7 @@ class _Stdio:
 
 def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_file: str,
                      stdio: StdioPlan, own_pid_namespace: bool, keep_fds: tuple[int, ...] = (),
-                     owns_container: bool = True) -> Container:
+                     owns_container: bool = True, timeout: float | None = None) -> Container:
     """Run ``argv`` (the runtime's ``create``, or ``restore``/``exec --detach``) and return
     the container whose init (or exec'd process) it left waiting or running, re-parented
     to the shim.
@@ -102,6 +106,7 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
     The runtime passes its own fds 0-2 on to the process; ``keep_fds`` reach it at the
     same numbers. On failure nothing is left behind: no fd, and no runtime state when the
     container is this call's (``owns_container``; an exec session's container is not).
+    A runtime still running after ``timeout`` seconds (default ``CREATE_TIMEOUT``) is killed.
     """
     fds = _Stdio(stdio)
     log_offset = runtime.log_offset()
@@ -115,8 +120,17 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
                                SHIM_FAILED, f"{runtime.command.path}: {e.strerror}") from None
         finally:
             fds.close_child_ends()
-        status = runtime.reaper.wait_blocking(pid)
+        timeout = timeout or CREATE_TIMEOUT
+        status = _wait_for_runtime(runtime, pid, timeout)
+        if status is None:
+            created = True  # it may have got far: remove what it made
+            text = f"create did not finish within {timeout:g} s (create timeout)"
+            raise CreateFailed(f"{runtime.name} {text}: killed it, container {container_id} removed", SHIM_FAILED,
+                               f"{runtime.command.path} {text}")
         if status != 0:
+            # A runtime killed half-way could not clean up after itself: what it may have
+            # created (the container, its init waiting to be started) is ours to remove.
+            created = os.WIFSIGNALED(status)
             # On failure its stderr holds only the runtime's words (no payload ran).
             raw = _read_available(fds.stderr_r) if fds.stderr_r is not None else ""
             raise _create_failure(runtime, container_id, runtime.logged_error_since(log_offset) or raw, raw, status)
@@ -124,7 +138,7 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
         init_pid = _read_pid_file(pid_file, runtime.name)
         # The init is our child now (re-parented when the runtime exited) and is not reaped
         # until we say so, so its pid cannot be recycled before pidfd_open.
-        pidfd = os.pidfd_open(init_pid)
+        pidfd = _open_child(init_pid, pid_file, runtime.name)
         runtime.reaper.expect(init_pid)
     except BaseException:
         fds.close_ours()
@@ -135,6 +149,25 @@ def create_container(runtime: Runtime, container_id: str, argv: list[str], pid_f
                           stdin_fd=fds.stdin_w)
     container.create_took = time.monotonic() - started
     return container
+
+
+def _wait_for_runtime(runtime: Runtime, pid: int, timeout: float) -> int | None:
+    """The runtime's wait status; None when it ran out of ``timeout`` seconds, and then it
+    is killed with its process group (``spawn`` gave it one of its own)."""
+    import select
+
+    pidfd = os.pidfd_open(pid)  # our unreaped child: the pid cannot be another process's
+    try:
+        finished = bool(select.select([pidfd], [], [], timeout)[0])
+    finally:
+        os.close(pidfd)
+    if not finished:
+        try:
+            os.killpg(pid, SIGKILL)
+        except ProcessLookupError:
+            pass
+    status = runtime.reaper.wait_blocking(pid)
+    return status if finished else None
 
 
 def start_container(runtime: Runtime, container: Container) -> None:
@@ -173,8 +206,7 @@ def delete_blocking(runtime: Runtime, container: Container, diagnostics) -> None
 
 
 def _create_failure(runtime: Runtime, container_id: str, message: str, raw: str, status: int) -> CreateFailed:
-    text = one_line(message) if message.strip() else \
-        f"exited with status {os.waitstatus_to_exitcode(status)} and no message"
+    text = one_line(message) if message.strip() else silent_failure(status)
     if mentions_existing_container(text):
         return CreateFailed(f"container ID {container_id} is already in use ({runtime.name}: {text})",
                             SHIM_FAILED, raw or text)
@@ -202,3 +234,21 @@ def _read_pid_file(path: str, runtime_name: str) -> int:
     if not text.isdigit() or int(text) <= 0:
         raise ShimError(f"{runtime_name} wrote a bad pid file {path}: {text!r}")
     return int(text)
+
+
+def _open_child(pid: int, path: str, runtime_name: str) -> int:
+    """A pidfd on the process the pid file names, which must be the shim's child: a pid
+    file naming another process (or none) would have the shim signal a stranger and wait
+    for its exit forever."""
+    stranger = ShimError(f"{runtime_name} wrote pid {pid} to its pid file {path}, "
+                         "which is not a process it left to the shim")
+    try:
+        pidfd = os.pidfd_open(pid)
+    except (OSError, OverflowError):
+        raise stranger from None
+    try:
+        os.waitid(os.P_PID, pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)  # only a child is waitable
+    except ChildProcessError:
+        os.close(pidfd)
+        raise stranger from None
+    return pidfd

@@ -89,6 +89,7 @@ class JournaldLog(Destination):
         self._socket = JournalSocket(path)
         self._path = path
         self._broken = False
+        self._room = None  # a trio.Lock: stdout's and stderr's relays share the socket
         self.lost = 0
         try:
             self._socket.sock.connect(path)
@@ -121,7 +122,12 @@ class JournaldLog(Destination):
                 self._socket.send(entry, connected=True)
                 return
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(self._socket.sock)
+                # Both streams' relays write here, and trio lets one task at a time wait
+                # on an fd (a second one raised BusyResourceError, which ended supervision).
+                if self._room is None:
+                    self._room = trio.Lock()
+                async with self._room:
+                    await trio.lowlevel.wait_writable(self._socket.sock)
             except OSError as e:
                 if e.errno in (errno.ECONNREFUSED, errno.ENOENT):
                     self._give_up(f"the journal at {self._path} went away ({e.strerror})")

@@ -118,8 +118,21 @@ class K8sFileLog(Destination):
 
     def _open(self) -> None:
         # O_APPEND: a restarted container's log goes on where the last run ended.
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o600)
+        # O_NOFOLLOW: the log's directory may be one the container can write to (a bind
+        # mount); a symlink it planted at the path must not have its output appended to
+        # whatever file it names.
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
         self._written = os.fstat(self._fd).st_size
+
+    def _open_again(self, after: str) -> None:
+        """A new file at the path; if none can be opened, the rest of the output is not
+        logged (counted, and said once) rather than the supervision failing."""
+        try:
+            self._open()
+        except OSError as e:
+            self._fd = -1
+            self._fail(0, f"cannot reopen the log {self.path} after {after} ({e.strerror}); "
+                          "the rest of the output is not logged")
 
     async def write(self, stream: int, data: bytes, received_ns: int | None = None) -> None:
         self.write_records(self._formatter.records(stream, data, now_timestamp(received_ns)))
@@ -131,6 +144,9 @@ class K8sFileLog(Destination):
             self._write(b"".join(group))
 
     def _write(self, data: bytes) -> None:
+        if self._fd < 0:  # no file could be opened again (said once already)
+            self.lost += len(data)
+            return
         if self._global_max >= 0 and self.total + len(data) > self._global_max:
             self._fail(len(data), f"the log reached --log-global-size-max ({self._global_max} bytes); "
                                   "the rest of the output is not logged")
@@ -153,6 +169,8 @@ class K8sFileLog(Destination):
 
     def rotate(self) -> None:
         """Start a new file; the full one becomes the first backup (never truncated)."""
+        if self._fd < 0:
+            return
         try:
             if self._sync_at_end:
                 os.fsync(self._fd)
@@ -165,21 +183,22 @@ class K8sFileLog(Destination):
                     os.rename(old, new)
                 except FileNotFoundError:
                     pass
-            self._open()
         except OSError as e:
             self._diagnostics.warning(f"rotating the log {self.path} failed ({e.strerror}); writing on")
-            if self._fd < 0:
-                self._open()
+        if self._fd < 0:
+            self._open_again("a rotation")
 
     def reopen(self) -> None:
         """Another program renamed the file (an engine's own rotation): start a new one."""
-        os.close(self._fd)
-        self._open()
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+        self._open_again("the engine's rotation")
 
     async def finish(self) -> None:
         stamp = now_timestamp()
         self.write_records(self._formatter.close(STDOUT, stamp) + self._formatter.close(STDERR, stamp))
-        if self._sync_at_end:
+        if self._sync_at_end and self._fd >= 0:
             try:
                 os.fsync(self._fd)
             except OSError:

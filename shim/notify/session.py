@@ -28,13 +28,17 @@ def resolve_mode(flag: str, systemd: bool, host_socket: str | None) -> str | Non
 
 def add_container_socket(config: dict, notify_directory: str) -> None:
     """Mount the socket's directory at /run/notify (after any tmpfs on /run, so it stays
-    visible) and point the payload's NOTIFY_SOCKET at it (pure edit of ``config``)."""
+    visible) and point the payload's NOTIFY_SOCKET at it (pure edit of ``config``).
+
+    Read-only: connecting to a socket needs no write access to its file system, and the
+    directory is the host's (in the shim's state directory), where the container must not
+    plant symlinks or fill the disk."""
     from shim.bundle.effective import set_env
     from shim.notify.container_socket import CONTAINER_DIRECTORY, CONTAINER_NOTIFY_SOCKET
 
     config.setdefault("mounts", []).append({
         "destination": CONTAINER_DIRECTORY, "type": "bind", "source": notify_directory,
-        "options": ["bind", "rw", "nosuid", "nodev", "noexec"],
+        "options": ["bind", "ro", "nosuid", "nodev", "noexec"],
     })
     set_env(config, "NOTIFY_SOCKET", CONTAINER_NOTIFY_SOCKET)
 

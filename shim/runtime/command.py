@@ -84,6 +84,17 @@ def last_logged_error(log_text: str) -> str | None:
     return message
 
 
+def silent_failure(wait_status: int) -> str:
+    """What a runtime that failed without a word did, in words (pure)."""
+    from shim.process.exit_status import exit_code, killed_by
+    from shim.signals.catalog import signal_name
+
+    signum = killed_by(wait_status)
+    if signum is not None:  # a crash (SIGSEGV) or a kill: nobody will hear from it
+        return f"killed by {signal_name(signum)}, without a message"
+    return f"exited with status {exit_code(wait_status)} and no message"
+
+
 def one_line(text: str) -> str:
     """Collapse a multi-line runtime message into one line for ``shim: ...``."""
     return " ".join(part.strip() for part in text.strip().splitlines() if part.strip())

@@ -11,7 +11,7 @@ import os
 
 from shim.process.reaper import Reaper
 from shim.process.spawn import open_devnull, spawn
-from shim.runtime.command import RuntimeCommand, last_logged_error, one_line
+from shim.runtime.command import RuntimeCommand, last_logged_error, one_line, silent_failure
 
 HIDDEN_FROM_RUNTIME = ("NOTIFY_SOCKET", "LISTEN_PID", "LISTEN_FDS", "LISTEN_FDNAMES", "LISTEN_PIDFDID")
 STDERR_KEEP = 16384  # the tail of a runtime's stderr kept for error messages
@@ -39,7 +39,7 @@ class RuntimeResult:
         text = self.logged_error or self.stderr
         if text.strip():
             return one_line(text)
-        return f"exited with status {os.waitstatus_to_exitcode(self.status)} and no message"
+        return silent_failure(self.status)
 
 
 class Runtime:

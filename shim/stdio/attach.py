@@ -282,6 +282,7 @@ class StdinPipe:
     def __init__(self, fd: int, close_on_client_eof: bool) -> None:
         self.fd = fd
         self._close_on_eof = close_on_client_eof
+        self._room = None  # a trio.Lock: each attach client writes from a task of its own
         os.set_blocking(fd, False)
 
     async def write(self, data: bytes) -> None:
@@ -292,7 +293,17 @@ class StdinPipe:
             try:
                 view = view[os.write(self.fd, view):]
             except BlockingIOError:
-                await trio.lowlevel.wait_writable(self.fd)
+                # trio lets one task at a time wait on an fd; a second client's task would
+                # raise BusyResourceError and end the supervision.
+                if self._room is None:
+                    self._room = trio.Lock()
+                async with self._room:
+                    if self.fd < 0:
+                        return  # closed while this task waited for its turn
+                    try:
+                        await trio.lowlevel.wait_writable(self.fd)
+                    except trio.ClosedResourceError:
+                        return  # another client's EOF closed the container's stdin meanwhile
             except OSError:  # EPIPE: the container closed its stdin; input goes nowhere
                 self.close()
 

@@ -53,25 +53,39 @@ def test_shim_mode_reports_ready_once_started(shim, tmp_path, listener):
     assert "NOTIFY_SOCKET" not in env  # the container gets no socket in shim mode
 
 
+# Stops at once on SIGTERM (sleep as PID 1 would ignore it until the stop timeout).
+STOPPABLE = ["/bin/sh", "-c", "trap 'exit 0' TERM; sleep 1000 & wait"]
+
+
 def test_shim_mode_announces_the_stop(shim_runc, tmp_path, listener):
-    proc = shim_runc.start(["/bin/sleep", "100"], "--sdnotify=shim", env=notify_env(listener))
+    proc = shim_runc.start(STOPPABLE, "--sdnotify=shim", env=notify_env(listener))
     listener.wait_for("READY=1")
     stop(proc)
+    assert proc.returncode == 0
     assert listener.messages[-1][1] == b"STOPPING=1\nSTATUS=stopping"
 
 
 def test_auto_is_shim_for_an_ordinary_payload(shim_runc, tmp_path, listener):
-    proc = shim_runc.start(["/bin/sleep", "100"], env=notify_env(listener))
+    proc = shim_runc.start(STOPPABLE, env=notify_env(listener))
     listener.wait_for("READY=1")
     stop(proc)
+    assert proc.returncode == 0
+
+
+def nothing_else_arrived(listener) -> list[bytes]:
+    """Once the sender is gone: a sentinel of the test's own, queued behind anything it
+    sent, arrives last; what came before it is everything it sent."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sentinel:
+        sentinel.sendto(b"X_TEST_SENTINEL=1", listener.path)
+    listener.wait_for("X_TEST_SENTINEL=1")
+    return [data for _, data, _, _ in listener.messages if data != b"X_TEST_SENTINEL=1"]
 
 
 def test_ignore_sends_nothing_and_mounts_nothing(shim_runc, tmp_path, listener):
     proc, out = start_notifier(shim_runc, tmp_path, listener, "env", "--sdnotify=ignore")
     proc.communicate(timeout=30)
     assert proc.returncode == 0
-    time.sleep(0.2)
-    assert listener.messages == []
+    assert nothing_else_arrived(listener) == []
     assert "NOTIFY_SOCKET" not in (out / "env").read_text()
 
 
@@ -116,16 +130,15 @@ def test_barrier_is_released_after_earlier_messages(shim, tmp_path, listener):
 
 
 def test_a_process_outside_the_container_is_not_heard(shim_runc, tmp_path, listener):
-    container_id = shim_runc.new_id()
-    proc, out = start_notifier(shim_runc, tmp_path, listener, "send", "--sdnotify=container",
-                               extra=("STATUS=from-inside",))
-    listener.wait_for("STATUS=from-inside")
+    proc, out = start_notifier(shim_runc, tmp_path, listener, "ping", "--sdnotify=container")
+    listener.wait_for("READY=1")
     path = os.path.join(shim_runc.state_dir, proc.container_id, "notify", "notify.sock")
     assert oct(os.stat(os.path.dirname(path)).st_mode & 0o777) == "0o700"
     outsider = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     outsider.sendto(b"STATUS=from-outside\nREADY=1", path)  # the host's root can reach it...
     outsider.close()
-    time.sleep(0.3)
+    os.kill(proc.pid, signal.SIGUSR1)  # the container answers on the same socket, behind it
+    listener.wait_for("STATUS=ping-1")
     stop(proc)
     assert "STATUS=from-outside" not in listener.lines()  # ...but is not a process of the container
 

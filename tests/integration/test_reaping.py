@@ -3,6 +3,8 @@ are ended, with or without the container's own pid namespace."""
 
 from __future__ import annotations
 
+import os
+import signal
 import time
 
 import psutil
@@ -12,10 +14,18 @@ pytestmark = pytest.mark.integration
 
 
 def zombie_children(pid: int) -> list[int]:
+    found = []
     try:
-        return [c.pid for c in psutil.Process(pid).children() if c.status() == psutil.STATUS_ZOMBIE]
+        children = psutil.Process(pid).children()
     except psutil.NoSuchProcess:
-        return []
+        return found
+    for child in children:
+        try:
+            if child.status() == psutil.STATUS_ZOMBIE:
+                found.append(child.pid)
+        except psutil.NoSuchProcess:
+            pass
+    return found
 
 
 @pytest.mark.parametrize("pid_namespace", [True, False], ids=["own-pidns", "host-pidns"])
@@ -30,11 +40,30 @@ def test_200_background_children_and_exit(shim, pid_namespace):
 @pytest.mark.parametrize("pid_namespace", [True, False], ids=["own-pidns", "host-pidns"])
 def test_orphans_are_reaped_while_the_container_runs(shim, pid_namespace):
     # Each `( sleep & )` orphans its sleep at once: without a pid namespace it is re-parented
-    # to the shim, which must reap it when it dies, long before the container ends.
-    script = "i=0; while [ $i -lt 200 ]; do (sleep 0.2 &); i=$((i+1)); done; sleep 2; exit 0"
+    # to the shim, which must reap it when it dies, long before the container ends (here:
+    # when it is told to).
+    script = ("trap 'exit 0' TERM; i=0; while [ $i -lt 200 ]; do (sleep 0.2 &); i=$((i+1)); done; "
+              "echo spawned; sleep 1000 & wait")
     bundle = shim.bundle(["/bin/sh", "-c", script], pid_namespace=pid_namespace)
     proc = shim.start(bundle=bundle)
-    time.sleep(1.5)
-    assert zombie_children(proc.pid) == []
+    assert proc.stdout.readline() == b"spawned\n"
+    deadline = time.monotonic() + 30
+    while zombie_children(proc.pid) or orphaned_sleeps(proc.pid):
+        assert time.monotonic() < deadline, f"{len(zombie_children(proc.pid))} zombies left"
+        time.sleep(0.02)
+    assert proc.poll() is None  # reaped while the container runs, not at its end
+    os.kill(proc.pid, signal.SIGTERM)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
+
+
+def orphaned_sleeps(pid: int) -> int:
+    """The shim's children that are the storm's `sleep 0.2` (not `sleep 1000`, its own)."""
+    count = 0
+    for child in psutil.Process(pid).children():
+        try:
+            if child.cmdline()[:2] == ["sleep", "0.2"] and child.status() != psutil.STATUS_ZOMBIE:
+                count += 1
+        except psutil.NoSuchProcess:
+            pass
+    return count

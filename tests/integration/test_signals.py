@@ -122,15 +122,18 @@ def test_payload_ignoring_the_stop_signal_is_killed_after_the_timeout(shim):
     proc.communicate(timeout=30)
     elapsed = time.monotonic() - began
     assert proc.returncode == 137
-    assert 1.0 <= elapsed <= 3.0, elapsed
+    assert 1.0 <= elapsed <= 8.0, elapsed  # not before the timeout; and not the default 10 s
 
 
 def test_second_stop_request_kills_at_once(shim):
-    proc = shim.start(["/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"])
+    proc = shim.start(["/bin/sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"],
+                      "--log-level", "info")
     assert proc.stdout.readline() == b"ready\n"
     began = time.monotonic()
     os.kill(proc.pid, signal.SIGINT)
-    time.sleep(0.2)
+    # The second request only once the first was taken (two pending SIGINTs are one).
+    while b"SIGINT received" not in (line := proc.stderr.readline()):
+        assert line, "the shim ended without taking the first SIGINT"
     os.kill(proc.pid, signal.SIGINT)
     proc.communicate(timeout=30)
     assert proc.returncode == 137

@@ -84,9 +84,10 @@ def host_pid_of(container_id: str) -> int:
 
 
 def test_active_only_once_the_container_is_ready(units, shim_runc, tmp_path):
-    unit = units(notifier(shim_runc, tmp_path, "sequence"), "--sdnotify=container")
-    time.sleep(0.8)
-    assert unit.show("ActiveState")["ActiveState"] == "activating"  # the payload sleeps 1 s first
+    unit = units(notifier(shim_runc, tmp_path, "gated"), "--sdnotify=container")
+    unit.wait("StatusText", "warming")  # the container runs and talks, and holds READY=1 back
+    assert unit.show("ActiveState")["ActiveState"] == "activating"
+    (tmp_path / "out" / "go").touch()
     state = unit.wait("ActiveState", "active")
     assert state["StatusText"] == "warming"
     assert "-m shim run" in unit.manager.pid_cmdline(state["MainPID"])

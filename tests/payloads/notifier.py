@@ -13,6 +13,12 @@ Scenarios (each ends by waiting for SIGTERM, then exits 0):
 - ``send TEXT``: send TEXT (\\n for newlines).
 - ``extend``: EXTEND_TIMEOUT_USEC=6000000, then READY=1 after 3 s.
 - ``watchdog SECONDS``: READY=1, then WATCHDOG=1 every 0.2 s for SECONDS, then silence.
+- ``ping``: READY=1, then STATUS=ping-<n> for the n-th SIGUSR1 (a test's sentinel: what
+  was sent to the socket before it has been judged once it arrives).
+- ``gated``: STATUS=warming, then READY=1 once /out/go exists.
+- ``relay PATH``: bind a datagram socket at PATH and send on every datagram it receives,
+  one by one in order, from one socket: the first byte is how many fds (of /dev/null) go
+  with it (255: stop relaying), the rest is the datagram. Tests fuzz the relay with it.
 """
 
 import os
@@ -89,6 +95,42 @@ elif scenario == "watchdog":
     send(b"STATUS=silent")
 elif scenario == "send":
     send(sys.argv[2].replace("\\n", "\n").encode())
+elif scenario == "ping":
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
+    send(b"READY=1")
+    pings = 0
+    while signal.sigwait({signal.SIGUSR1, signal.SIGTERM}) == signal.SIGUSR1:
+        pings += 1
+        send(b"STATUS=ping-%d" % pings)
+    sys.exit(0)
+elif scenario == "gated":
+    send(b"STATUS=warming")
+    while not os.path.exists("/out/go"):
+        time.sleep(0.01)
+    send(b"READY=1")
+elif scenario == "relay":
+    feed = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    feed.bind(sys.argv[2])
+    upstream = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    upstream.connect(address())
+    while True:
+        message = feed.recv(1 << 16)
+        if message[:1] == b"\xff":
+            break
+        fds = [os.open("/dev/null", os.O_RDONLY) for _ in range(message[0])]
+        ancillary = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, bytes(__import__("array").array("i", fds)))] if fds else []
+        while True:
+            try:
+                upstream.sendmsg([message[1:]], ancillary)
+                break
+            except OSError as e:  # fds in flight count against the sender's RLIMIT_NOFILE
+                if e.errno != __import__("errno").ETOOMANYREFS:
+                    with open("/out/relay-error", "w") as f:
+                        f.write(f"{e} sending {len(message) - 1} bytes with {len(fds)} fds")
+                    raise
+                time.sleep(0.001)
+        for fd in fds:
+            os.close(fd)
 
 with open("/out/done", "w") as f:
     f.write("done")

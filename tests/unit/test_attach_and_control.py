@@ -94,3 +94,63 @@ def test_every_value_round_trips_through_the_binary_form(value):
 
 def test_syslog_line():
     assert syslog_line(3, "shim-conmon", 42, "boom") == b"<27>shim-conmon[42]: boom"
+
+
+async def test_two_attach_clients_feeding_a_full_stdin_both_wait():
+    """Each attach client's input is written by a task of its own: when the container does
+    not read its stdin, both wait for room (trio lets one task at a time wait on an fd),
+    and every byte arrives, each client's in order."""
+    import os
+
+    import trio
+
+    from shim.stdio.attach import StdinPipe
+
+    read_end, write_end = os.pipe()
+    stdin = StdinPipe(write_end, close_on_client_eof=False)
+    chunk = 256 * 1024  # more than a pipe holds: both writers must wait
+    got = bytearray()
+
+    async def read_slowly() -> None:
+        os.set_blocking(read_end, False)
+        while len(got) < 2 * chunk:
+            await trio.sleep(0.001)
+            try:
+                got.extend(os.read(read_end, 65536))
+            except BlockingIOError:
+                pass
+
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stdin.write, b"a" * chunk)
+                nursery.start_soon(stdin.write, b"b" * chunk)
+                nursery.start_soon(read_slowly)
+    finally:
+        stdin.close()
+        os.close(read_end)
+    assert sorted(got) == sorted(b"a" * chunk + b"b" * chunk)
+
+
+async def test_stdin_closed_by_one_client_while_another_waits_to_write():
+    """A client's EOF closes the container's stdin (podman attach without
+    --leave-stdin-open) while another client's input waits for room: that input is
+    dropped, the waiting task ends quietly."""
+    import os
+
+    import trio
+    import trio.testing
+
+    from shim.stdio.attach import StdinPipe
+
+    read_end, write_end = os.pipe()
+    stdin = StdinPipe(write_end, close_on_client_eof=True)
+    try:
+        with trio.fail_after(10):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(stdin.write, b"x" * (256 * 1024))
+                await trio.testing.wait_all_tasks_blocked()
+                stdin.client_finished()
+    finally:
+        os.close(read_end)
+    assert stdin.fd == -1

@@ -40,3 +40,49 @@ def test_fields_like_conmon():
     tagged = dict(fixed_fields(CID, "web", "tag1", ["TEAM=blue"]))
     assert tagged["SYSLOG_IDENTIFIER"] == b"tag1" and tagged["CONTAINER_TAG"] == b"tag1" and tagged["TEAM"] == b"blue"
     assert dict(fixed_fields("short", None, None, []))["SYSLOG_IDENTIFIER"] == b"short"
+
+
+async def test_both_streams_wait_for_a_full_journal_without_losing_a_line(tmp_path):
+    """stdout and stderr are relayed by two tasks into one journal socket: when the journal
+    has no room, both wait for it (trio allows one waiter per fd), and every line arrives."""
+    import socket
+
+    import trio
+
+    from shim.diagnostics import Diagnostics
+    from shim.logs.journald import JournaldLog
+    from shim.stdio.output import STDERR, STDOUT
+
+    path = str(tmp_path / "journal.sock")
+    journal = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    journal.bind(path)
+    log = JournaldLog("c" * 64, None, None, [], Diagnostics("error"), path=path)
+    lines = 200  # far more than a datagram queue holds: both writers must wait
+    received: list[bytes] = []
+
+    async def write(stream: int, word: bytes) -> None:
+        for i in range(lines):
+            await log.write(stream, b"%s-%d\n" % (word, i))
+
+    async def read_slowly() -> None:
+        while len(received) < 2 * lines:
+            await trio.sleep(0.001)
+            try:
+                received.append(journal.recv(65536, socket.MSG_DONTWAIT))
+            except BlockingIOError:
+                pass
+
+    try:
+        with trio.fail_after(30):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(write, STDOUT, b"out")
+                nursery.start_soon(write, STDERR, b"err")
+                nursery.start_soon(read_slowly)
+    finally:
+        log.close()
+        journal.close()
+    assert log.lost == 0
+    # MESSAGE comes first, in the binary form (it holds a newline): name, length, value
+    messages = [entry[16:16 + int.from_bytes(entry[8:16], "little")] for entry in received]
+    assert [m for m in messages if m.startswith(b"out")] == [b"out-%d\n" % i for i in range(lines)]
+    assert [m for m in messages if m.startswith(b"err")] == [b"err-%d\n" % i for i in range(lines)]

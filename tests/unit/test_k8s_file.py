@@ -107,3 +107,54 @@ def test_a_global_limit_stops_logging_once_and_counts_the_rest(tmp_path, capfd):
     log.close()
     assert os.path.getsize(path) == 80 and log.lost == 120
     assert capfd.readouterr().err.count("log-global-size-max") == 1
+
+
+# The log's directory may be one the container can write to (a bind mount): a symlink
+# planted at the log's path must never be followed, or the container's output would be
+# appended to whatever file it names.
+
+def test_a_symlink_at_the_log_path_is_not_opened(tmp_path):
+    target = tmp_path / "precious"
+    target.write_bytes(b"keep\n")
+    os.symlink(target, tmp_path / "ctr.log")
+    with pytest.raises(OSError):
+        K8sFileLog(str(tmp_path / "ctr.log"), Diagnostics())
+    assert target.read_bytes() == b"keep\n"
+
+
+def write_line(log, data: bytes) -> None:
+    log.write_records(log._formatter.records(STDOUT, data, STAMP))
+
+
+def test_a_symlink_planted_before_a_reopen_is_not_followed(tmp_path, capfd):
+    path, target = tmp_path / "ctr.log", tmp_path / "precious"
+    target.write_bytes(b"keep\n")
+    log = K8sFileLog(str(path), Diagnostics())
+    os.rename(path, tmp_path / "ctr.log.old")  # the engine's own rotation...
+    os.symlink(target, path)  # ...and the container's symlink in its place
+    log.reopen()
+    write_line(log, b"after\n")
+    log.close()
+    assert target.read_bytes() == b"keep\n"
+    assert log.lost > 0
+    warnings = [l for l in capfd.readouterr().err.splitlines() if "ctr.log" in l]
+    assert len(warnings) == 1 and "cannot reopen" in warnings[0], warnings
+
+
+def test_a_symlink_planted_during_a_rotation_is_not_followed(tmp_path, monkeypatch, capfd):
+    path, target = tmp_path / "ctr.log", tmp_path / "precious"
+    target.write_bytes(b"keep\n")
+    log = K8sFileLog(str(path), Diagnostics(), max_size=100, max_files=1)
+    real_rename = os.rename
+
+    def rename_and_plant(old, new):  # the container wins the race between rename and open
+        real_rename(old, new)
+        if old == str(path):
+            os.symlink(target, path)
+
+    monkeypatch.setattr(os, "rename", rename_and_plant)
+    for i in range(10):
+        write_line(log, b"line %d of the container's output\n" % i)
+    log.close()
+    assert target.read_bytes() == b"keep\n"
+    assert log.lost > 0 and log.total > 0

@@ -87,3 +87,13 @@ def test_log_drivers_and_their_flags():
 def test_bad_log_flags(argv, words):
     with pytest.raises(UsageError, match=words):
         parse_run_options(argv, "/c")
+
+
+def test_create_timeout():
+    from shim.lifecycle.startup import CREATE_TIMEOUT
+
+    assert parse_run_options(["c"], "/").create_timeout == CREATE_TIMEOUT
+    assert parse_run_options(["--create-timeout", "0.5", "c"], "/").create_timeout == 0.5
+    for bad in ("0", "-1", "soon", "inf", "nan"):
+        with pytest.raises(UsageError, match="--create-timeout must be a number of seconds > 0"):
+            parse_run_options(["--create-timeout", bad, "c"], "/")

@@ -80,3 +80,13 @@ def test_runtime_never_sees_notify_or_listen_variables():
                                                 ("cpu memory", False)])
 def test_crun_on_hybrid_hosts(controllers, works):
     assert crun_works_on_host(controllers) is works
+
+
+def test_a_silent_failure_says_how_the_runtime_ended():
+    import signal
+
+    from shim.runtime.command import silent_failure
+
+    assert silent_failure(3 << 8) == "exited with status 3 and no message"
+    assert silent_failure(signal.SIGSEGV) == "killed by SIGSEGV, without a message"
+    assert silent_failure(signal.SIGKILL | 0x80) == "killed by SIGKILL, without a message"  # with a core dump

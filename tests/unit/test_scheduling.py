@@ -8,5 +8,5 @@ def test_idle_priority_is_temporary():
 
     seen = at_idle_priority(lambda: os.sched_getscheduler(0))
     assert os.sched_getscheduler(0) == os.SCHED_OTHER
-    if os.geteuid() == 0:
-        assert seen == os.SCHED_IDLE
+    # Only root is sure to get its policy back, so only root goes idle (see the module).
+    assert seen == (os.SCHED_IDLE if os.geteuid() == 0 else os.SCHED_OTHER)
