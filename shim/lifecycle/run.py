@@ -30,7 +30,7 @@ RUN_STDIO = startup.StdioPlan(stdin=startup.INHERIT, stdout=startup.PIPE, stderr
 
 def run(options, env: dict[str, str]) -> int:
     """Run the container; return the shim's exit code. Raises ShimError on failure."""
-    diagnostics = Diagnostics(options.log_level)
+    diagnostics = Diagnostics(options.log_level, timestamps=True)
     exit_command = check_output_paths(options, env)
     plan = plan_run(options, env)
     runtime_path = locate_runtime(options.runtime, env)
@@ -55,6 +55,7 @@ def run(options, env: dict[str, str]) -> int:
     finally:
         state.release()
     report_exit(options, exit_command, exit_status, reaper, env, diagnostics)
+    diagnostics.debug(f"leaving with exit status {exit_status}")
     return exit_status
 
 
@@ -177,8 +178,10 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
     try:
         argv = runtime.command.create(options.container_id, state.path, pid_file, preserve_fds=len(plan.passed_fds),
                                       console_socket=terminal.console.path if terminal else None)
+        diagnostics.debug(f"runtime create of container {options.container_id} begins")
         container = startup.create_container(runtime, options.container_id, argv, pid_file, stdio,
                                              plan.own_pid_namespace, keep_fds=plan.passed_fds)
+        diagnostics.debug(f"runtime create done; the container's init is pid {container.init_pid}")
         try:
             if terminal is not None:
                 terminal.take(container)
@@ -199,7 +202,9 @@ def start_and_supervise(runtime: Runtime, container, plan, notify, terminal, opt
         if stop is not None:
             diagnostics.info(f"{signal_name(stop)} before start: deleting container {container.id} unstarted")
             return SIGNAL_EXIT_OFFSET + stop
+        diagnostics.debug("runtime start begins")
         startup.start_container(runtime, container)
+        diagnostics.debug("runtime start done")
         close_all(plan.passed_fds)  # the container has them now
         if options.pid_file:  # once the payload runs, so the file means "running"
             from shim.lifecycle.exit import write_or_warn

@@ -114,8 +114,10 @@ class Supervisor:
                     for _ in range(3):
                         await trio.lowlevel.checkpoint()
                     self.announce()
+                self.diagnostics.debug("supervising: trio runs, every task started")
                 status, timed_out = await self._wait_for_init()
                 exited = time.monotonic()
+                self.diagnostics.debug(f"the container's init pid {self.container.init_pid} was reaped")
                 with trio.CancelScope(shield=True):
                     await self._finish(output_done, timed_out)
                 nursery.cancel_scope.cancel()
@@ -207,6 +209,7 @@ class Supervisor:
                 self.notify.stopping()
         elif isinstance(action, Send):
             self.container.signal(action.signum)
+            self.diagnostics.debug(f"sent {signal_name(action.signum)} to the container's init")
         elif isinstance(action, KillAll):
             self.diagnostics.info(f"killing every process of container {self.container.id}")
             self.container.signal(SIGKILL)
@@ -238,10 +241,12 @@ class Supervisor:
         await output_done.wait()
         await self.output.finish()
         if self.ending.delete:
+            self.diagnostics.debug("output drained; runtime delete begins")
             result = await self.runtime.run(self.runtime.command.delete(self.container.id))
             if not result.ok:
                 self.diagnostics.warning(f"{self.runtime.name} could not delete container {self.container.id}: "
                                          f"{result.error_text()}")
+            self.diagnostics.debug("runtime delete done")
         if self.ending.reap_all:
             with trio.move_on_after(LEFTOVER_REAP_TIMEOUT) as reaping:
                 await self.runtime.reaper.wait_until_childless()
@@ -281,6 +286,7 @@ def supervise(runtime: Runtime, container: Container, diagnostics, output, make_
         if container.stderr_fd in closed:
             container.stderr_fd = None
         trio = loader.result()
+        diagnostics.debug("trio imported")
         supervisor = make_supervisor(handoff)
         supervisor.early = early
         supervisor.announce = announce

@@ -119,6 +119,8 @@ class ContainerNotifySocket:
                 message = verdict.message()
                 if message is not None:
                     upstream.send(message)
+                    if debug:
+                        diagnostics.debug(f"notify: relayed from pid {pid}: {message.decode(errors='replace')}")
                 if verdict.signals_ready:
                     on_signals_ready()
                 if verdict.barrier:
