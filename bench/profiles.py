@@ -2,9 +2,10 @@
 
     python -m bench.profiles start    # where the time from exec to `runtime create` goes
     python -m bench.profiles memory   # what the Python heap of an idle shim is made of
-    python -m bench.profiles boot [ROUNDS]
+    python -m bench.profiles boot [ROUNDS] [--json FILE]
                                       # a systemd container's boot to READY=1 and its stop,
-                                      # as timelines, the shim beside conmon (bench/timeline.py)
+                                      # as timelines, the shim beside conmon (bench/timeline.py);
+                                      # --json: every round's milestones too
 """
 
 from __future__ import annotations
@@ -189,10 +190,11 @@ SYSTEMD_PROPERTIES = ("UserspaceTimestampMonotonic", "SecurityFinishTimestampMon
                       "FinishTimestampMonotonic")
 
 
-def boot_profile(rounds: int = 5) -> None:
+def boot_profile(rounds: int = 5, json_path: str | None = None) -> None:
     """Boot and stop the bench's systemd image under the shim and under conmon, ``rounds``
     times each (alternating, the order rotated), with every source of bench/timeline.py,
-    then print each contender's median timeline side by side, and the phases between."""
+    then print each contender's median timeline side by side, and the phases between;
+    ``json_path`` receives every round's milestones (ms) and the machine's record."""
     sys.path.insert(0, ROOT)
     from bench import machine, timeline
     from bench.environment import Environment
@@ -283,6 +285,11 @@ def boot_profile(rounds: int = 5) -> None:
                 if k > 0:
                     results[name].append(result)
         record = machine.compare(before, machine.snapshot(), os.getpid())
+        if json_path:
+            import json
+
+            with open(json_path, "w") as f:
+                json.dump({"rounds": results, "machine": record, "notes": notes}, f, indent=1)
     finally:
         if listener is not None:
             listener.sock.close()
@@ -325,6 +332,12 @@ def boot_profile(rounds: int = 5) -> None:
 if __name__ == "__main__":
     which = sys.argv[1] if len(sys.argv) > 1 else "start"
     if which == "boot":
-        boot_profile(int(sys.argv[2]) if len(sys.argv) > 2 else 5)
+        words = sys.argv[2:]
+        json_path = None
+        if "--json" in words:
+            at = words.index("--json")
+            json_path = words[at + 1]
+            del words[at:at + 2]
+        boot_profile(int(words[0]) if words else 5, json_path)
     else:
         {"start": start_profile, "memory": memory_profile}[which]()

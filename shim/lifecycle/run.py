@@ -26,6 +26,9 @@ from shim.state.statedir import StateDir, default_state_root
 
 # shim run is the container's only keeper: it starts it, deletes it, and ends what it left.
 RUN_STDIO = startup.StdioPlan(stdin=startup.INHERIT, stdout=startup.PIPE, stderr=startup.PIPE)
+# A systemd payload that reports to the shim boots without trio's import beside it: the
+# import begins at READY=1, or when something needs trio, or after this many seconds of boot.
+SYSTEMD_BOOT_WAIT = 10.0
 
 
 def run(options, env: dict[str, str]) -> int:
@@ -254,8 +257,12 @@ def supervise(runtime: Runtime, container, plan, notify, terminal, options, diag
     # With a terminal, SIGWINCH means "our window changed": the pty's new size signals the
     # container's foreground process group itself.
     kept = frozenset({SIGWINCH}) if terminal is not None else frozenset()
+    # A systemd payload that talks to the shim boots first, and trio comes after (see
+    # shim.process.trio_import.TrioLoader); with a terminal, keystrokes need trio at once.
+    await_ready = SYSTEMD_BOOT_WAIT if plan.waits_for_signals_level and terminal is None else None
     try:
-        outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor, kept_signals=kept)
+        outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor, kept_signals=kept,
+                                      notify=notify, await_ready=await_ready)
     except BaseException:
         startup.delete_blocking(runtime, container, diagnostics)
         raise
