@@ -2,11 +2,19 @@
 
     python -m bench.profiles start    # where the time from exec to `runtime create` goes
     python -m bench.profiles memory   # what the Python heap of an idle shim is made of
+    python -m bench.profiles boot [ROUNDS] [--json FILE]
+                                      # a systemd container's boot to READY=1 and its stop,
+                                      # as timelines, the shim beside conmon (bench/timeline.py);
+                                      # --json: every round's milestones too
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import select
+import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -101,5 +109,235 @@ def memory_profile() -> None:
     subprocess.run([sys.executable, "-X", "tracemalloc", "-c", _MEMORY_PROBE], check=True)
 
 
+class PerfRecording:
+    """``perf record`` of the whole machine's process, signal and socket events, with
+    CLOCK_MONOTONIC timestamps, from ``__enter__`` (once perf records) to ``__exit__``.
+
+    Tracepoints are counted in the kernel as they happen and stop no process: a few
+    microseconds per event. The socket calls are traced for every process of the machine
+    (perf cannot know the pids to come), and the parser keeps the driver's tree."""
+
+    EVENTS = ("sched:sched_process_fork", "sched:sched_process_exec", "sched:sched_process_exit",
+              "signal:signal_generate", "syscalls:sys_exit_wait4", "syscalls:sys_exit_socket",
+              "syscalls:sys_enter_sendmsg", "syscalls:sys_enter_sendto", "syscalls:sys_exit_recvmsg",
+              "syscalls:sys_exit_recvfrom")
+    READY_TIMEOUT = 20.0
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+        self.data = os.path.join(directory, "perf.data")
+        self.proc = None
+        self.warnings: list[str] = []
+
+    @staticmethod
+    def unavailable_reason() -> str | None:
+        if shutil.which("perf") is None:
+            return "perf is not installed (apt-get install linux-perf)"
+        probe = subprocess.run(["perf", "record", "-q", "-k", "mono", "-a", "-e", "sched:sched_process_exec",
+                                "-o", "/dev/null", "--", "true"], capture_output=True, text=True)
+        if probe.returncode != 0:
+            said = probe.stderr.strip().splitlines()
+            return f"perf cannot trace here: {said[-1] if said else f'exit status {probe.returncode}'}"
+        return None
+
+    def __enter__(self) -> "PerfRecording":
+        control, ack = os.path.join(self.directory, "perf-control"), os.path.join(self.directory, "perf-ack")
+        for fifo in (control, ack):
+            if os.path.exists(fifo):
+                os.unlink(fifo)
+            os.mkfifo(fifo)
+        # Both ends opened read-write: neither open waits for perf, which opens them later.
+        self._control = os.open(control, os.O_RDWR)
+        self._ack = os.open(ack, os.O_RDWR | os.O_NONBLOCK)
+        argv = ["perf", "record", "-q", "-k", "mono", "-a", "--mmap-pages", "1024", "-D", "-1",
+                "--control", f"fifo:{control},{ack}", "-o", self.data]
+        for event in self.EVENTS:
+            argv += ["-e", event]
+        self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.PIPE)
+        os.write(self._control, b"enable\n")
+        deadline = time.monotonic() + self.READY_TIMEOUT
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            if select.select([self._ack], [], [], 0.1)[0] and b"ack" in os.read(self._ack, 64):
+                return self
+        self.__exit__(None, None, None)
+        raise RuntimeError("perf record did not start recording")
+
+    def __exit__(self, *exc) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+        try:
+            _, err = self.proc.communicate(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            _, err = self.proc.communicate()
+        self.warnings += [line for line in err.decode(errors="replace").splitlines() if "lost" in line.lower()]
+        os.close(self._control)
+        os.close(self._ack)
+
+    def events(self):
+        from bench.timeline import parse_perf_script
+
+        script = subprocess.run(["perf", "script", "--ns", "-F", "comm,pid,tid,time,event,trace", "-i", self.data],
+                                capture_output=True, text=True, errors="replace")
+        self.warnings += [line for line in script.stderr.splitlines() if "lost" in line.lower()]
+        os.unlink(self.data)
+        return parse_perf_script(script.stdout)
+
+
+SYSTEMD_PROPERTIES = ("UserspaceTimestampMonotonic", "SecurityFinishTimestampMonotonic",
+                      "GeneratorsFinishTimestampMonotonic", "UnitsLoadFinishTimestampMonotonic",
+                      "FinishTimestampMonotonic")
+
+
+def boot_profile(rounds: int = 5, json_path: str | None = None) -> None:
+    """Boot and stop the bench's systemd image under the shim and under conmon, ``rounds``
+    times each (alternating, the order rotated), with every source of bench/timeline.py,
+    then print each contender's median timeline side by side, and the phases between;
+    ``json_path`` receives every round's milestones (ms) and the machine's record."""
+    sys.path.insert(0, ROOT)
+    from bench import machine, timeline
+    from bench.environment import Environment
+    from bench.scenarios import systemd
+    from shim.demo.bundle import write_config
+    from tests.helpers.debian_rootfs import cached_debian_systemd_rootfs, unavailable_reason
+
+    boot_keys = {key for key, _ in timeline.BOOT_ROWS}
+    stop_keys = {key for key, _ in timeline.STOP_ROWS}
+
+    reason = unavailable_reason()
+    if reason:
+        sys.exit(f"bench.profiles boot: {reason}")
+    env = Environment()
+    notes = []
+    listener = None
+    try:
+        rootfs = cached_debian_systemd_rootfs()
+        runtime = env.runtimes.get("runc") or next(iter(env.runtimes.values()))
+        perf_reason = PerfRecording.unavailable_reason()
+        if perf_reason:
+            notes.append(f"no kernel events ({perf_reason}): the shim's own lines, systemd's and the driver's "
+                         "stamps only")
+        listener = systemd.ReadyListener(os.path.join(env.workdir, "systemd-listener.sock"))
+        out = os.path.join(env.workdir, "systemd-out")
+        os.makedirs(out, exist_ok=True)
+        bundle = write_config(os.path.join(env.workdir, "bundles", "systemd"), systemd.systemd_config(rootfs, out))
+
+        def inside(container_id: str, record: dict) -> None:
+            show = subprocess.run([runtime, "exec", container_id, "systemctl", "show",
+                                   "--property=" + ",".join(SYSTEMD_PROPERTIES)], capture_output=True, text=True)
+            journal = subprocess.run([runtime, "exec", container_id, "journalctl", "-o", "json", "--no-pager"],
+                                     capture_output=True, text=True, errors="replace")
+            record["systemd"] = timeline.parse_systemd_show(show.stdout)
+            record["journal"] = timeline.parse_journal(journal.stdout)
+
+        def one(name: str) -> dict:
+            record: dict = {}
+            events = []
+            with tempfile.TemporaryDirectory(dir=env.workdir) as scratch:
+                perf = PerfRecording(scratch) if not perf_reason else None
+                with perf or contextlib.nullcontext():
+                    if name == "shim":
+                        systemd.shim_round(env, runtime, bundle, listener, flags=("--log-level", "debug"),
+                                           after_ready=lambda cid: inside(cid, record), record=record)
+                    else:
+                        systemd.conmon_round(env, runtime, rootfs, listener,
+                                             after_ready=lambda cid: inside(cid, record), record=record)
+                if perf is not None:
+                    events = perf.events()
+                    notes.extend(f"{name}: perf: {w}" for w in perf.warnings)
+            return milestones(name, record, events)
+
+        def milestones(name: str, record: dict, events) -> dict:
+            found = {**record.get("systemd", {}), **record.get("journal", {})}
+            if name == "shim":
+                found.update(timeline.shim_milestones(timeline.parse_shim_log(record["stderr"])))
+            found.update(ready=record["ready"], stop=record["stop"], exit_seen=record["exit_seen"])
+            if "deleted" in record:
+                found["deleted"] = record["deleted"]
+            if events:
+                driver = os.getpid()
+                found.update(timeline.boot_from_perf(
+                    events, driver_pid=driver, monitor_pid=record["monitor_pid"],
+                    monitor_pids=record["monitor_pids"], runtime=runtime, init_path="/sbin/init",
+                    since=record["started"], ready=record["ready"]))
+                init = timeline.container_init(events, driver, "/sbin/init")
+                if init is not None:
+                    last = record.get("deleted", record["exit_seen"])
+                    found.update(timeline.stop_from_perf(
+                        events, driver_pid=driver, monitor_pid=record.get("daemon_pid", record["monitor_pid"]),
+                        init_pid=init, runtime=runtime, stop_signal=signal.SIGRTMIN + 3,
+                        since=record["stop"], until=last))
+            boot = {k: v for k, v in found.items() if k in boot_keys}
+            stop = {k: v for k, v in found.items() if k in stop_keys}
+            return {"boot": timeline.relative_ms(boot, record["started"]),
+                    "stop": timeline.relative_ms(stop, record["stop"])}
+
+        contenders = ["shim"] + (["conmon"] if env.conmon else [])
+        if not env.conmon:
+            notes.append("conmon is not installed: the shim alone")
+        results: dict[str, list[dict]] = {name: [] for name in contenders}
+        before = machine.snapshot()
+        for k in range(rounds + 1):  # the first round warms the caches and is discarded
+            order = contenders[k % len(contenders):] + contenders[:k % len(contenders)]
+            for name in order:
+                result = one(name)
+                if k > 0:
+                    results[name].append(result)
+        record = machine.compare(before, machine.snapshot(), os.getpid())
+        if json_path:
+            import json
+
+            with open(json_path, "w") as f:
+                json.dump({"rounds": results, "machine": record, "notes": notes}, f, indent=1)
+    finally:
+        if listener is not None:
+            listener.sock.close()
+        env.cleanup()
+
+    print("# A systemd container's boot and stop, the shim beside conmon\n")
+    print(f"Medians of {rounds} rounds per contender (after one warm-up round), in ms: boot rows from the "
+          f"driver's stamp just before it started the monitor, stop rows from the stop request. Runtime: "
+          f"{runtime.rsplit('/', 1)[-1]}. The shim runs with --log-level debug, for its time-stamped lines.")
+    print("Sources: the kernel's trace events (perf, system-wide: a few us per event, no process stopped; "
+          "strace -f would stop every process of the boot at each traced call and slow it by tens of ms), "
+          "the shim's own lines, systemd's own timestamps (systemctl show) and its journal (journald's receipt "
+          "times), and the driver's stamps. READY=1 sent/read/sent on are matched by order: the last "
+          "sd_notify of the init, and the last datagram the monitor read and sent, before READY=1 reached "
+          "the host.\n")
+    print(f"Machine: {record['busy']:.0%} of the CPUs busy, {record['others']:.0%} by other processes "
+          f"({', '.join(p['name'] + ' ' + format(p['share'], '.0%') for p in record['busiest others']) or 'none named'}), "
+          f"load {record['loadavg before']['1 min']} -> {record['loadavg after']['1 min']}.\n")
+    for note in notes:
+        print(f"- {note}")
+    if notes:
+        print()
+    for name in contenders:
+        boots = ", ".join(f"{r['boot']['ready']:.0f}" for r in results[name])
+        stops = ", ".join(f"{r['stop']['exit_seen']:.0f}" for r in results[name])
+        print(f"- {name}, each round: boot to READY {boots} ms; stop to exit {stops} ms")
+    print()
+    for part, rows, phases in (("boot", timeline.BOOT_ROWS, timeline.BOOT_PHASES),
+                               ("stop", timeline.STOP_ROWS, timeline.STOP_PHASES)):
+        per = {name: timeline.medians([r[part] for r in results[name]]) for name in contenders}
+        print(f"## {part}: timeline (ms)\n")
+        print(timeline.side_by_side("milestone", rows, per))
+        durations = {name: timeline.medians([timeline.phase_durations(r[part], phases) for r in results[name]])
+                     for name in contenders}
+        print(f"\n## {part}: where the time goes (ms; the median of each phase, so they need not add up)\n")
+        print(timeline.side_by_side("phase", [(label, label) for label, _, _ in phases], durations))
+        print()
+
+
 if __name__ == "__main__":
-    {"start": start_profile, "memory": memory_profile}[sys.argv[1] if len(sys.argv) > 1 else "start"]()
+    which = sys.argv[1] if len(sys.argv) > 1 else "start"
+    if which == "boot":
+        words = sys.argv[2:]
+        json_path = None
+        if "--json" in words:
+            at = words.index("--json")
+            json_path = words[at + 1]
+            del words[at:at + 2]
+        boot_profile(int(words[0]) if words else 5, json_path)
+    else:
+        {"start": start_profile, "memory": memory_profile}[which]()

@@ -77,19 +77,30 @@ class ReadyListener(Listener):
                 self.ready.append((now_ns(), data))
 
 
-def shim_round(env, runtime, bundle, listener):
-    run = ShimRun(env, runtime, bundle, extra_env={"NOTIFY_SOCKET": listener.path}, stdout=subprocess.DEVNULL)
+def shim_round(env, runtime, bundle, listener, flags=(), after_ready=None, record=None):
+    """One boot and stop; returns (boot to READY, stop to exit) in ms. For a profile
+    (bench/profiles.py): ``flags`` for ``shim run``, ``after_ready(container_id)`` runs
+    once READY=1 arrived (before the pause that precedes the stop), and ``record`` (a dict)
+    receives the stamps (ns), the pids and the shim's stderr."""
+    run = ShimRun(env, runtime, bundle, *flags, extra_env={"NOTIFY_SOCKET": listener.path}, stdout=subprocess.DEVNULL)
     try:
         ready = wait_ready(listener, run.started)
+        if after_ready is not None:
+            after_ready(run.container_id)
         time.sleep(0.2)
         began = now_ns()
         ended = run.stop(signal.SIGTERM)
+        if record is not None:
+            record.update(started=run.started, ready=ready, stop=began, exit_seen=ended, monitor_pid=run.pid,
+                          monitor_pids={run.pid}, stderr=run.proc.stderr.read().decode("utf-8", "replace"))
         return (ready - run.started) / 1e6, (ended - began) / 1e6
     finally:
         run.finish()
 
 
-def conmon_round(env, runtime, rootfs, listener):
+def conmon_round(env, runtime, rootfs, listener, after_ready=None, record=None):
+    """One boot and stop; returns (boot to READY, stop to exit file, stop to deleted) in
+    ms. ``after_ready`` and ``record`` as for ``shim_round``."""
     from shim.notify.session import add_container_socket
     from shim.systemd.cgroups import host_cgroup_layout, prepare_systemd_cgroup, remove_cgroups
     from shim.systemd.config import apply_systemd_mode
@@ -107,12 +118,18 @@ def conmon_round(env, runtime, rootfs, listener):
     try:
         began = run.start()
         ready = wait_ready(listener, began)
+        if after_ready is not None:
+            after_ready(run.container_id)
         time.sleep(0.2)
         stop_began = now_ns()
         subprocess.run([runtime, "kill", run.container_id, str(signal.SIGRTMIN + 3)], check=True)
         exited = run.wait_exit_file()
         subprocess.run([runtime, "delete", "--force", run.container_id], capture_output=True)
         deleted = now_ns()
+        if record is not None:
+            record.update(started=began, ready=ready, stop=stop_began, exit_seen=exited, deleted=deleted,
+                          monitor_pid=run.first_pid, monitor_pids={run.first_pid, run.conmon_pid},
+                          daemon_pid=run.conmon_pid)
         return (ready - began) / 1e6, (exited - stop_began) / 1e6, (deleted - stop_began) / 1e6
     finally:
         run.finish()

@@ -26,11 +26,14 @@ from shim.state.statedir import StateDir, default_state_root
 
 # shim run is the container's only keeper: it starts it, deletes it, and ends what it left.
 RUN_STDIO = startup.StdioPlan(stdin=startup.INHERIT, stdout=startup.PIPE, stderr=startup.PIPE)
+# A systemd payload that reports to the shim boots without trio's import beside it: the
+# import begins at READY=1, or when something needs trio, or after this many seconds of boot.
+SYSTEMD_BOOT_WAIT = 10.0
 
 
 def run(options, env: dict[str, str]) -> int:
     """Run the container; return the shim's exit code. Raises ShimError on failure."""
-    diagnostics = Diagnostics(options.log_level)
+    diagnostics = Diagnostics(options.log_level, timestamps=True)
     exit_command = check_output_paths(options, env)
     plan = plan_run(options, env)
     runtime_path = locate_runtime(options.runtime, env)
@@ -55,6 +58,7 @@ def run(options, env: dict[str, str]) -> int:
     finally:
         state.release()
     report_exit(options, exit_command, exit_status, reaper, env, diagnostics)
+    diagnostics.debug(f"leaving with exit status {exit_status}")
     return exit_status
 
 
@@ -178,9 +182,11 @@ def run_container(runtime: Runtime, state: StateDir, plan, notify, options, diag
     try:
         argv = runtime.command.create(options.container_id, state.path, pid_file, preserve_fds=len(plan.passed_fds),
                                       console_socket=terminal.console.path if terminal else None)
+        diagnostics.debug(f"runtime create of container {options.container_id} begins")
         container = startup.create_container(runtime, options.container_id, argv, pid_file, stdio,
                                              plan.own_pid_namespace, keep_fds=plan.passed_fds,
                                              timeout=options.create_timeout)
+        diagnostics.debug(f"runtime create done; the container's init is pid {container.init_pid}")
         try:
             if terminal is not None:
                 terminal.take(container)
@@ -201,7 +207,9 @@ def start_and_supervise(runtime: Runtime, container, plan, notify, terminal, opt
         if stop is not None:
             diagnostics.info(f"{signal_name(stop)} before start: deleting container {container.id} unstarted")
             return SIGNAL_EXIT_OFFSET + stop
+        diagnostics.debug("runtime start begins")
         startup.start_container(runtime, container)
+        diagnostics.debug("runtime start done")
         close_all(plan.passed_fds)  # the container has them now
         if options.pid_file:  # once the payload runs, so the file means "running"
             from shim.lifecycle.exit import write_or_warn
@@ -249,9 +257,13 @@ def supervise(runtime: Runtime, container, plan, notify, terminal, options, diag
     # With a terminal, SIGWINCH means "our window changed": the pty's new size signals the
     # container's foreground process group itself.
     kept = frozenset({SIGWINCH}) if terminal is not None else frozenset()
+    # A systemd payload that talks to the shim boots first, and trio comes after (see
+    # shim.process.trio_import.TrioLoader); with a terminal, keystrokes need trio at once.
+    await_ready = SYSTEMD_BOOT_WAIT if plan.waits_for_signals_level and terminal is None else None
     try:
         output = open_output(options, container.id, stderr, diagnostics)  # the container runs: delete it if this fails
-        outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor, kept_signals=kept)
+        outcome = supervise_container(runtime, container, diagnostics, output, make_supervisor, kept_signals=kept,
+                                      notify=notify, await_ready=await_ready)
     except BaseException:
         startup.delete_blocking(runtime, container, diagnostics)
         raise

@@ -114,8 +114,10 @@ class Supervisor:
                     for _ in range(3):
                         await trio.lowlevel.checkpoint()
                     self.announce()
+                self.diagnostics.debug("supervising: trio runs, every task started")
                 status, timed_out = await self._wait_for_init()
                 exited = time.monotonic()
+                self.diagnostics.debug(f"the container's init pid {self.container.init_pid} was reaped")
                 with trio.CancelScope(shield=True):
                     await self._finish(output_done, timed_out)
                 nursery.cancel_scope.cancel()
@@ -207,6 +209,7 @@ class Supervisor:
                 self.notify.stopping()
         elif isinstance(action, Send):
             self.container.signal(action.signum)
+            self.diagnostics.debug(f"sent {signal_name(action.signum)} to the container's init")
         elif isinstance(action, KillAll):
             self.diagnostics.info(f"killing every process of container {self.container.id}")
             self.container.signal(SIGKILL)
@@ -238,10 +241,12 @@ class Supervisor:
         await output_done.wait()
         await self.output.finish()
         if self.ending.delete:
+            self.diagnostics.debug("output drained; runtime delete begins")
             result = await self.runtime.run(self.runtime.command.delete(self.container.id))
             if not result.ok:
                 self.diagnostics.warning(f"{self.runtime.name} could not delete container {self.container.id}: "
                                          f"{result.error_text()}")
+            self.diagnostics.debug("runtime delete done")
         if self.ending.reap_all:
             with trio.move_on_after(LEFTOVER_REAP_TIMEOUT) as reaping:
                 await self.runtime.reaper.wait_until_childless()
@@ -257,7 +262,7 @@ class _SignalsReady:
 
 def supervise(runtime: Runtime, container: Container, diagnostics, output, make_supervisor,
               stop_requests: frozenset[int] = STOP_REQUESTS, loader=None, announce=None,
-              kept_signals: frozenset[int] = frozenset()) -> Outcome:
+              kept_signals: frozenset[int] = frozenset(), notify=None, await_ready: float | None = None) -> Outcome:
     """Route signals at once, import trio (``loader``, if the front started it earlier,
     else now) while the main thread reads the container's first output, then hand over to
     trio. ``make_supervisor(handoff)`` builds the front's Supervisor once trio is loaded; it
@@ -265,25 +270,62 @@ def supervise(runtime: Runtime, container: Container, diagnostics, output, make_
     moment to tell an engine the container exists. The engine starts it then
     and resizes its terminal, and the monitor must answer at once, which it cannot while
     another thread imports trio (a resize that came 10 ms late let ``stty size`` see
-    0x0). If supervision fails, the exception propagates; the caller cleans up."""
-    handoff = Handoff(reap_early=runtime.reaper.reap)
+    0x0). If supervision fails, the exception propagates; the caller cleans up.
+
+    ``notify``: the run's NotifySession; until trio runs, the main thread relays the
+    container's messages itself, so READY=1 never waits for the import. ``await_ready``
+    (seconds; with ``notify``, and no ``loader``): the import does not begin before the
+    container said READY=1 (a systemd payload: its boot is the container's start-up),
+    unless something needs trio sooner (a stop request, the init's exit, output to pass
+    on, a host socket that is full) or that long passed."""
+    if loader is None:
+        loader = TrioLoader(gated=await_ready is not None, gate_timeout=await_ready)
+
+    def begin_import(reason: str, idle: bool) -> None:
+        if loader.waiting:
+            diagnostics.debug(f"trio import begins: {reason}")
+            loader.open_gate(idle)
+
+    def reap_early() -> None:
+        runtime.reaper.reap()
+        if runtime.reaper.has_exited(container.init_pid):
+            begin_import("the container's init exited", idle=False)
+
+    handoff = Handoff(reap_early=reap_early,
+                      on_pending=lambda: begin_import("a signal for trio to handle", idle=False))
     router = SignalRouter(container.pidfd, handoff, stop_requests=stop_requests, kept=kept_signals,
                           on_forward_error=lambda signum, e: diagnostics.warning(
                               f"could not forward {signal_name(signum)} to the container: {e.strerror}"))
     router.start()
     try:
-        loader = loader or TrioLoader()
         pipes = {fd: stream for fd, stream in ((container.stdout_fd, STDOUT), (container.stderr_fd, STDERR))
                  if fd is not None}
-        early, closed = capture_until_ready(pipes, loader.ready_fd, output.before_read, output.early_services)
+        also = dict(output.early_services)
+        signals_ready_early = []
+        if notify is not None and notify.container_fd is not None:
+            def relay() -> bool:
+                ready, room = notify.relay_waiting(lambda: signals_ready_early.append(True))
+                if ready:
+                    begin_import("the container is ready", idle=False)
+                if not room:
+                    begin_import("the host's notify socket is full", idle=False)
+                return room
+
+            also[notify.container_fd] = relay
+
+        early, closed = capture_until_ready(pipes, loader.ready_fd, output.before_read, also,
+                                            on_output=lambda: begin_import("the container's output", idle=True))
         if container.stdout_fd in closed:
             container.stdout_fd = None
         if container.stderr_fd in closed:
             container.stderr_fd = None
         trio = loader.result()
+        diagnostics.debug("trio imported")
         supervisor = make_supervisor(handoff)
         supervisor.early = early
         supervisor.announce = announce
+        if signals_ready_early:
+            supervisor.signals_ready()
         return trio.run(supervisor.run)
     finally:
         router.stop()

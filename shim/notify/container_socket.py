@@ -10,7 +10,6 @@ address allows, so it is bound through ``/proc/self/fd/<directory fd>``.
 
 from __future__ import annotations
 
-import array
 import os
 import sys
 
@@ -27,6 +26,7 @@ _ANCILLARY_SPACE = socket.CMSG_SPACE(MAX_FDS * 4) + socket.CMSG_SPACE(12)
 _RECEIVE_BUFFER = 8 * 1024 * 1024  # room for bursts (podman's notify proxy uses the same)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # <asm-generic/socket.h>; not in Python 3.11
 _BATCH = 64  # datagrams handled before yielding to the other tasks
+_INT_SIZE = 4  # sizeof(int): the fds of an SCM_RIGHTS message
 
 
 def container_root_ids(config: dict) -> tuple[int, int]:
@@ -92,41 +92,53 @@ class ContainerNotifySocket:
         """Receive, judge and forward datagrams until cancelled."""
         import trio
 
-        debug = diagnostics.enabled("debug")
         while True:
             if not upstream.has_room():
                 await upstream.wait_for_room()  # the host is behind: let the backlog wait here
             await trio.lowlevel.wait_readable(self.sock)
-            verified: dict[int, bool] = {}  # per batch: a pid cannot be recycled that fast
-            for _ in range(_BATCH):
-                try:
-                    data, ancillary, flags, _ = self.sock.recvmsg(
-                        NOTIFY_BUFFER_MAX, _ANCILLARY_SPACE, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
-                except BlockingIOError:
-                    break
-                fds, pid = _unpack(ancillary)
-                truncated = bool(flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC))
-                if pid not in verified:
-                    verified[pid] = is_container_process(pid)
-                if not verified[pid]:
-                    close_all(fds)
-                    if debug:
-                        diagnostics.debug(f"notify: dropped a datagram from pid {pid}, not a process of the container")
-                    continue
-                verdict = judge(data, len(fds), truncated)
-                if debug and verdict.dropped:
-                    diagnostics.debug(f"notify: from pid {pid}: dropped {'; '.join(verdict.dropped)}")
-                message = verdict.message()
-                if message is not None:
-                    upstream.send(message)
-                if verdict.signals_ready:
-                    on_signals_ready()
-                if verdict.barrier:
-                    upstream.barrier(fds.pop())
-                close_all(fds)
-                fds.clear()
-            else:  # a full batch: let the other tasks run before the next one
+            read, _ = self.receive(is_container_process, upstream, on_signals_ready, diagnostics)
+            if read == _BATCH:  # a full batch: let the other tasks run before the next one
                 await trio.lowlevel.checkpoint()
+
+    def receive(self, is_container_process, upstream, on_signals_ready, diagnostics) -> tuple[int, bool]:
+        """Receive, judge and forward what is waiting, up to a batch, without blocking (and
+        without trio: ``shim run`` relays this way until trio runs). Returns how many
+        datagrams were read, and whether READY=1 went upstream."""
+        debug = diagnostics.enabled("debug")
+        verified: dict[int, bool] = {}  # per batch: a pid cannot be recycled that fast
+        read = 0
+        ready = False
+        while read < _BATCH:
+            try:
+                data, ancillary, flags, _ = self.sock.recvmsg(
+                    NOTIFY_BUFFER_MAX, _ANCILLARY_SPACE, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
+            except BlockingIOError:
+                break
+            read += 1
+            fds, pid = _unpack(ancillary)
+            truncated = bool(flags & (socket.MSG_TRUNC | socket.MSG_CTRUNC))
+            if pid not in verified:
+                verified[pid] = is_container_process(pid)
+            if not verified[pid]:
+                close_all(fds)
+                if debug:
+                    diagnostics.debug(f"notify: dropped a datagram from pid {pid}, not a process of the container")
+                continue
+            verdict = judge(data, len(fds), truncated)
+            if debug and verdict.dropped:
+                diagnostics.debug(f"notify: from pid {pid}: dropped {'; '.join(verdict.dropped)}")
+            message = verdict.message()
+            if message is not None:
+                upstream.send(message)
+                ready = ready or "READY=1" in verdict.forward
+                if debug:
+                    diagnostics.debug(f"notify: relayed from pid {pid}: {message.decode(errors='replace')}")
+            if verdict.signals_ready:
+                on_signals_ready()
+            if verdict.barrier:
+                upstream.barrier(fds.pop())
+            close_all(fds)
+        return read, ready
 
 
 def _unpack(ancillary) -> tuple[list[int], int]:
@@ -136,9 +148,10 @@ def _unpack(ancillary) -> tuple[list[int], int]:
         if level != socket.SOL_SOCKET:
             continue
         if kind == socket.SCM_RIGHTS:
-            received = array.array("i")
-            received.frombytes(data[: len(data) - len(data) % received.itemsize])
-            fds.extend(received)
+            # C ints, whole ones only (a truncated message may end inside one). Not the array
+            # module: it loads collections.abc (about 2 ms), and this module loads before
+            # runtime create.
+            fds.extend(memoryview(data)[: len(data) - len(data) % _INT_SIZE].cast("i"))
         elif kind == socket.SCM_CREDENTIALS and len(data) >= 12:
             pid = int.from_bytes(data[0:4], sys.byteorder, signed=True)  # struct ucred
     return fds, pid

@@ -82,6 +82,24 @@ class NotifySession:
 
             self.upstream.send(shim_messages("stopping", os.getpid(), announce_status=self.mode == SHIM))
 
+    @property
+    def container_fd(self) -> int | None:
+        """The container's socket, for a loop that serves it before trio runs."""
+        return self.container_socket.sock.fileno() if self.container_socket is not None else None
+
+    def relay_waiting(self, on_signals_ready) -> tuple[bool, bool]:
+        """Before trio runs (once ``container_started``): relay what the container sent so
+        far, as the relay task would. Returns whether READY=1 went upstream, and whether
+        the upstream queue still has room: when the host's socket is full, only trio's
+        task can wait for it, and the rest waits in the container's socket."""
+        if self.container_socket is None or self._membership is None:
+            return False, True
+        if not self.upstream.has_room():
+            return False, False
+        _, ready = self.container_socket.receive(self._membership.contains, self.upstream, on_signals_ready,
+                                                 self._diagnostics)
+        return ready, self.upstream.has_room()
+
     async def run(self, on_signals_ready) -> None:
         """The session's tasks, for the container's nursery: drain the upstream queue and,
         in container mode, relay the container's messages."""

@@ -28,6 +28,10 @@ class ExitTable:
     def is_expected(self, pid: int) -> bool:
         return pid in self._statuses
 
+    def has_exited(self, pid: int) -> bool:
+        """An expected pid was reaped and its status is not claimed yet."""
+        return self._statuses.get(pid) is not None
+
     def record(self, pid: int, status: int) -> bool:
         """Note a reaped pid. False means nobody expects it: an orphan, forgotten at once."""
         if pid not in self._statuses:
@@ -66,6 +70,10 @@ class Reaper:
     def is_expected(self, pid: int) -> bool:
         """True until the status of an expected pid has been claimed."""
         return self._table.is_expected(pid)
+
+    def has_exited(self, pid: int) -> bool:
+        """``pid`` (expected) was reaped, and nobody has claimed its status yet."""
+        return self._table.has_exited(pid)
 
     def reap(self) -> bool:
         """Reap every child that has exited, without blocking.

@@ -22,8 +22,12 @@ to the shim is forwarded.
 
 from __future__ import annotations
 
-import signal
 import threading
+
+# _signal, the C module behind signal: the same calls without signal.py's enums (enum
+# costs some 5 ms to import, on the main thread right after runtime start, while the
+# container starts up; trio brings it in later, at idle priority).
+import _signal as signal
 
 from shim.signals.catalog import STOP_REQUESTS, forwarded_signals, routed_signals
 
@@ -60,15 +64,17 @@ class Handoff:
 
     ``ChildExited`` is the exception: until trio runs, the router thread reaps itself
     (``reap_early``), so that a container which exits while trio is being imported is not
-    left a zombie for that long.
+    left a zombie for that long. ``on_pending()`` is called (from the router thread) for
+    each event kept for trio: trio's import may still have to begin.
     """
 
-    def __init__(self, reap_early=None) -> None:
+    def __init__(self, reap_early=None, on_pending=None) -> None:
         self._lock = threading.Lock()
         self._pending: list = []
         self._token = None
         self._deliver = None
         self._reap_early = reap_early
+        self._on_pending = on_pending
 
     def post(self, event) -> None:
         """From the router thread."""
@@ -78,6 +84,8 @@ class Handoff:
                     self._reap_early()
                 else:
                     self._pending.append(event)
+                    if self._on_pending is not None:
+                        self._on_pending()
                 return
             token, deliver = self._token, self._deliver
         try:

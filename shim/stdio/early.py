@@ -29,10 +29,13 @@ class EarlyChunk:
 
 
 def capture_until_ready(pipes: dict[int, int], ready_fd: int, before_read=None,
-                        also: dict | None = None) -> tuple[list[EarlyChunk], set[int]]:
+                        also: dict | None = None, on_output=None) -> tuple[list[EarlyChunk], set[int]]:
     """Read ``pipes`` ({fd: stream}) until ``ready_fd`` is readable; return the chunks read
     and the fds that reached EOF (already closed here). ``also`` ({fd: callback}): other
-    fds that must be served meanwhile (the control fifos), each callback reads its own."""
+    fds that must be served meanwhile (the control fifos, the container's notify socket),
+    each callback reads its own, and returns False to be left alone from then on (the
+    fd stays open: trio takes it over). ``on_output()`` is called after each chunk read
+    (not at EOF: a systemd payload closes its stdio as it starts)."""
     chunks: list[EarlyChunk] = []
     closed: set[int] = set()
     also = also or {}
@@ -47,7 +50,8 @@ def capture_until_ready(pipes: dict[int, int], ready_fd: int, before_read=None,
             return chunks, closed
         for fd, _ in events:
             if fd in also:
-                also[fd]()
+                if also[fd]() is False:
+                    poller.unregister(fd)
                 continue
             if before_read is not None:
                 before_read()
@@ -62,6 +66,8 @@ def capture_until_ready(pipes: dict[int, int], ready_fd: int, before_read=None,
                 continue
             chunks.append(EarlyChunk(pipes[fd], data, time.time_ns()))
             total += len(data)
+            if on_output is not None:
+                on_output()
         if total >= EARLY_LIMIT:
             for fd in pipes:
                 if fd not in closed:

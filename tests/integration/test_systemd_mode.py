@@ -134,3 +134,61 @@ def test_the_bundles_own_choices_win(shim_runc, tmp_path):
     assert "container=podman" in env and "container=shim" not in env
     os.kill(proc.pid, signal.SIGTERM)
     proc.communicate(timeout=30)
+
+
+def debug_lines(stderr: bytes) -> list[str]:
+    """The shim's --log-level debug lines, without their prefix, time and level."""
+    lines = [line.split("] ", 1)[1] for line in stderr.decode().splitlines() if line.startswith("shim: [")]
+    return [line.removeprefix("debug: ") for line in lines]
+
+
+def index_of(lines: list[str], start: str) -> int:
+    return next(i for i, line in enumerate(lines) if line.startswith(start))
+
+
+def notifying_init(harness, tmp_path, listener, scenario, *args):
+    """A payload that speaks sd_notify as the container's systemd (systemd mode forced),
+    and exits on SIGTERM (its stop signal here)."""
+    out = tmp_path / "out"
+    out.mkdir(exist_ok=True)
+    bundle = harness.python_bundle("notifier.py", scenario, *args, out_dir=str(out))
+    proc = harness.start(None, "--systemd=always", "--stop-signal", "TERM", "--stop-timeout", "5",
+                         "--log-level", "debug", bundle=bundle, env=dict(os.environ, NOTIFY_SOCKET=listener.path))
+    return proc, out
+
+
+def test_a_systemd_payload_boots_before_trio_is_imported(shim, tmp_path, listener):
+    # STATUS= and READY=1 are relayed by the main thread before trio exists; the import
+    # begins at READY=1, and READY=1 also told the stop sequence that signals are handled.
+    proc, out = notifying_init(shim, tmp_path, listener, "sequence")
+    listener.wait_for("READY=1")
+    assert listener.lines()[:3] == [f"MAINPID={proc.pid}", "STATUS=warming", "READY=1"]
+    wait_for_file(str(out / "done"))
+    began = time.monotonic()
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and time.monotonic() - began < 3  # no wait for the signals level
+    lines = debug_lines(err)
+    ready = index_of(lines, "notify: relayed from pid")
+    assert lines[ready].endswith(": STATUS=warming") and lines[ready + 1].endswith(": READY=1")
+    assert lines[ready + 2] == "trio import begins: the container is ready"
+    assert lines[ready + 3] == "trio imported"
+
+
+def test_a_stop_during_a_systemd_boot_imports_trio_at_once(shim, tmp_path, listener):
+    proc, out = notifying_init(shim, tmp_path, listener, "send", "X_SYSTEMD_SIGNALS_LEVEL=2")
+    wait_for_file(str(out / "done"))  # signals are handled, and READY=1 never comes
+    began = time.monotonic()
+    os.kill(proc.pid, signal.SIGTERM)
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0 and time.monotonic() - began < 3  # the level, heard before trio, counted
+    lines = debug_lines(err)
+    assert "trio import begins: a signal for trio to handle" in lines
+    assert index_of(lines, "trio imported") < index_of(lines, "SIGTERM received: stopping container")
+
+
+def test_a_systemd_payload_that_exits_during_boot_is_seen_at_once(shim, tmp_path, listener):
+    proc, out = notifying_init(shim, tmp_path, listener, "env")  # exits 0 at once, READY=1 never comes
+    _, err = proc.communicate(timeout=30)
+    assert proc.returncode == 0
+    assert "trio import begins: the container's init exited" in debug_lines(err)

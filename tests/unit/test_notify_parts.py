@@ -141,3 +141,18 @@ async def test_relay_backpressure_waits_for_the_backlog(tmp_path):
         assert up.has_room() and len(up._queue) < RELAY_ROOM
         nursery.cancel_scope.cancel()
     up.close()
+
+
+def test_unpack_reads_fds_and_the_senders_pid():
+    import sys
+
+    from shim.notify.container_socket import _unpack
+
+    fds = (7).to_bytes(4, sys.byteorder) + (9).to_bytes(4, sys.byteorder)
+    ucred = (1234).to_bytes(4, sys.byteorder) + (0).to_bytes(8, sys.byteorder)
+    assert _unpack([(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds),
+                    (socket.SOL_SOCKET, socket.SCM_CREDENTIALS, ucred)]) == ([7, 9], 1234)
+    # a truncated SCM_RIGHTS keeps its whole ints; other levels and short creds are ignored
+    assert _unpack([(socket.SOL_SOCKET, socket.SCM_RIGHTS, fds[:6]), (socket.IPPROTO_IP, 1, ucred),
+                    (socket.SOL_SOCKET, socket.SCM_CREDENTIALS, ucred[:8])]) == ([7], 0)
+    assert _unpack([]) == ([], 0)

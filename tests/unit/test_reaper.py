@@ -27,6 +27,16 @@ def test_zero_status_is_a_status():
     assert table.claim(5) == 0
 
 
+def test_has_exited_until_claimed():
+    table = ExitTable()
+    table.expect(7)
+    assert not table.has_exited(7) and not table.has_exited(8)
+    table.record(7, 0)
+    assert table.has_exited(7)
+    table.claim(7)
+    assert not table.has_exited(7)
+
+
 def sh(script: str) -> int:
     devnull = os.open(os.devnull, os.O_RDWR | os.O_CLOEXEC)
     try:
