@@ -127,6 +127,24 @@ def wait_for_file(path: str, timeout: float = 10) -> str:
     raise TimeoutError(f"{path} did not appear within {timeout} s")
 
 
+def wait_for_trio(pid: int, timeout: float = 10) -> None:
+    """Until the shim ``pid`` runs trio: its epoll instance exists (nothing before trio.run
+    opens one). Before that, shim run serves its container on the main thread (output,
+    sd_notify), so a test that measures the shim's fds must wait for trio's to be open."""
+    deadline = time.monotonic() + timeout
+    directory = f"/proc/{pid}/fd"
+    while True:
+        for name in os.listdir(directory):
+            try:
+                if os.readlink(f"{directory}/{name}") == "anon_inode:[eventpoll]":
+                    return
+            except FileNotFoundError:
+                pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"the shim (pid {pid}) did not run trio within {timeout} s")
+        time.sleep(0.005)
+
+
 def child_pids() -> set[int]:
     return {c.pid for c in psutil.Process().children()}
 

@@ -54,6 +54,15 @@ class NotifyListener:
             time.sleep(0.005)
         raise TimeoutError(f"{line!r} never arrived; got {self.lines()[-20:]}")
 
+    def wait_for_another(self, timeout: float = 10) -> None:
+        """Wait until one more message than now arrived."""
+        seen = len(self.messages)
+        deadline = time.monotonic() + timeout
+        while len(self.messages) == seen:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"nothing arrived after {self.lines()[-5:]}")
+            time.sleep(0.001)
+
     def close(self) -> None:
         self._stop = True
         self._thread.join()

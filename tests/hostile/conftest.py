@@ -14,7 +14,7 @@ import pytest
 
 from tests.hostile.scale import current
 
-_figures: dict[str, dict] = {}
+FIGURES = pytest.StashKey[dict]()
 
 
 @pytest.fixture(scope="session")
@@ -23,23 +23,25 @@ def scale():
 
 
 class Figures:
-    def __init__(self, nodeid: str) -> None:
+    def __init__(self, nodeid: str, table: dict) -> None:
         self._nodeid = nodeid
+        self._table = table
 
     def record(self, name: str, value, unit: str = "") -> None:
-        _figures[f"{self._nodeid} :: {name}"] = {"value": value, "unit": unit}
+        self._table[f"{self._nodeid} :: {name}"] = {"value": value, "unit": unit}
 
 
 @pytest.fixture
 def figures(request) -> Figures:
-    return Figures(request.node.nodeid)
+    return Figures(request.node.nodeid, request.config.stash.setdefault(FIGURES, {}))
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
-    if not _figures:
+    figures_table = config.stash.get(FIGURES, {})
+    if not figures_table:
         return
     terminalreporter.section(f"hostile figures ({current().name} scale)")
-    for key, figure in _figures.items():
+    for key, figure in figures_table.items():
         value = figure["value"]
         text = f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}" \
             if isinstance(value, int) else str(value)
@@ -47,4 +49,4 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
     path = os.environ.get("SHIM_HOSTILE_FIGURES")
     if path:
         with open(path, "w") as f:
-            json.dump({"scale": current().name, "figures": _figures}, f, indent=1, sort_keys=True)
+            json.dump({"scale": current().name, "figures": figures_table}, f, indent=1, sort_keys=True)

@@ -18,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from shim.notify.protocol import NOTIFY_BUFFER_MAX, judge
-from tests.helpers.harness import wait_for_file
+from tests.helpers.harness import wait_for_file, wait_for_trio
 
 pytestmark = [pytest.mark.integration, pytest.mark.hostile]
 
@@ -85,6 +85,7 @@ class RelayPayload:
         self.feed = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.feed.connect(feed_path)
         self.shim = psutil.Process(self.proc.pid)
+        wait_for_trio(self.proc.pid)  # fds and memory are measured from here: trio's own are open
 
     def send(self, data: bytes, fds: int = 0) -> None:
         self.feed.send(bytes([fds]) + data)
@@ -168,8 +169,10 @@ def test_a_flood_from_inside_and_outside_at_once(shim_runc, tmp_path, listener, 
     bundle = shim_runc.python_bundle("notifier.py", "flood", str(count), out_dir=str(out))
     proc = shim_runc.start(None, "--sdnotify=container", bundle=bundle,
                            env=dict(os.environ, NOTIFY_SOCKET=listener.path))
-    listener.wait_for("STATUS=0")  # the relay runs
+    listener.wait_for("STATUS=0")  # the relay runs (on the main thread until trio does)
     shim = psutil.Process(proc.pid)
+    wait_for_trio(proc.pid)
+    listener.wait_for_another()  # relayed by trio's task: the shim is fully up, its fds open
     fds_before, rss_before = shim.num_fds(), shim.memory_info().rss
     path = os.path.join(shim_runc.state_dir, proc.container_id, "notify", "notify.sock")
     flooding = threading.Event()

@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from tests.helpers.harness import wait_for_file
+from tests.helpers.harness import wait_for_file, wait_for_trio
 
 pytestmark = pytest.mark.integration
 
@@ -145,12 +145,11 @@ def test_a_process_outside_the_container_is_not_heard(shim_runc, tmp_path, liste
 
 def test_a_flood_costs_no_fds_memory_or_messages(shim, tmp_path, listener):
     proc, out = start_notifier(shim, tmp_path, listener, "flood", "--sdnotify=container", extra=("10000",))
-    listener.wait_for("STATUS=0")  # the relay runs (from before trio is imported)...
     shim_process = psutil.Process(proc.pid)
-    deadline = time.monotonic() + 10
-    while shim_process.num_threads() > 2 and time.monotonic() < deadline:  # ...and trio's import thread is done:
-        time.sleep(0.005)
-    time.sleep(0.05)  # the shim is fully up, trio's own fds open, with most of the flood still to come
+    wait_for_trio(proc.pid)
+    # one more status relayed: trio's relay task runs (the main thread relayed until then),
+    # with most of the flood still to come
+    listener.wait_for_another()  # flood-done counts too, if the flood was that quick
     fds_before = shim_process.num_fds()
     rss_before = shim_process.memory_info().rss
     listener.wait_for("STATUS=flood-done", timeout=30)
