@@ -12,6 +12,7 @@ import uuid
 import psutil
 import pytest
 
+from tests.helpers.harness import wait_for_trio
 from tests.helpers.host_systemd import Manager
 
 pytestmark = pytest.mark.integration
@@ -144,8 +145,13 @@ def test_hostile_payload_and_flood_do_not_reach_systemd(units, shim_runc, tmp_pa
     flood = units(notifier(shim_runc, tmp_path, "flood", "10000"), "--sdnotify=container")
     deadline = time.monotonic() + 15
     while not flood.show("StatusText")["StatusText"] and time.monotonic() < deadline:
-        time.sleep(0.01)  # until the flood reaches systemd: the shim is fully up
+        time.sleep(0.01)  # until the flood reaches systemd...
     shim = psutil.Process(host_pid_of(flood.container_id))
+    wait_for_trio(shim.pid)  # ...and the shim runs trio (the main thread relays until then)...
+    seen = flood.show("StatusText")["StatusText"]
+    while seen != "flood-done" and flood.show("StatusText")["StatusText"] == seen:  # ...whose relay task took over
+        assert time.monotonic() < deadline, "the flood stalled"
+        time.sleep(0.001)
     fds, rss = shim.num_fds(), shim.memory_info().rss
     state = flood.wait("StatusText", "flood-done", timeout=30)
     assert state["ActiveState"] in ("activating", "active")
