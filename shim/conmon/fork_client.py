@@ -78,6 +78,14 @@ def _pack_fds(fds: list[int]) -> bytes:
     return b"".join(fd.to_bytes(4, sys.byteorder, signed=True) for fd in fds)
 
 
+def interpreter_flags(flags) -> list[str]:
+    """The options the client's interpreter runs with (its script's shell line chose them),
+    for the server: the same isolation, no `site`, and the same optimisation (its bytecode,
+    and no docstrings in the memory every forked monitor shares)."""
+    return [*(["-I"] if flags.isolated else []), *(["-S"] if flags.no_site else []),
+            *(["-" + "O" * flags.optimize] if flags.optimize else [])]
+
+
 def start_server(path: str, env: dict[str, str]) -> None:
     """Start a server for the containers to come, detached from the engine (a session of
     its own, stdio on /dev/null); best effort."""
@@ -90,7 +98,7 @@ def start_server(path: str, env: dict[str, str]) -> None:
                                                   "SHIM_CONMON_FORK_SERVER_IDLE")}
     devnull = open_devnull()
     try:
-        spawn([sys.executable, script, "--fork-server", path], env=keep, stdin=devnull, stdout=devnull,
+        spawn([sys.executable, *interpreter_flags(sys.flags), script, "--fork-server", path], env=keep, stdin=devnull, stdout=devnull,
               stderr=devnull, new_session=True)
     except OSError:
         pass

@@ -27,8 +27,9 @@ def module_name(path: str) -> str:
     for root in ("shim", "encodings", "ctypes", "collections", "json", "trio", "importlib", "email"):
         marker = f"/{root}/"
         if marker in path and name != root:
-            tail = path.split(marker, 1)[1].replace("__init__", "").rsplit(".", 2)[0].strip("/")
-            return f"{root}." + ".".join(part.split(".")[0] for part in tail.split("/") if part)
+            # each part up to its first dot: x.cpython-311.pyc, x.cpython-311.opt-2.pyc, x.py
+            parts = (part.split(".")[0] for part in path.split(marker, 1)[1].replace("__init__", "").split("/"))
+            return f"{root}." + ".".join(part for part in parts if part)
     return name
 
 
@@ -44,4 +45,18 @@ def loaded_before(trace: str, program: str) -> list[str]:
             name = module_name(open_match.group(1))
             if name not in names:
                 names.append(name)
+    raise ValueError(f"{program} was never executed in this trace")
+
+
+def sources_read_before(trace: str, program: str) -> list[str]:
+    """The ``.py`` files opened before ``program`` was exec'd: modules compiled at start-up
+    because their bytecode (for the interpreter's -O level) was missing or stale."""
+    sources: list[str] = []
+    for line in trace.splitlines():
+        exec_match = _EXEC.search(line)
+        if exec_match and exec_match.group(1).endswith(program):
+            return sources
+        open_match = _OPEN.search(line)
+        if open_match and open_match.group(1).endswith(".py"):
+            sources.append(open_match.group(1))
     raise ValueError(f"{program} was never executed in this trace")

@@ -94,6 +94,8 @@ def test_started_on_demand_and_gone_when_idle(own_server_podman):
     wait_until(lambda: os.path.exists(podman.server_socket), what="the server's socket")
     cid = podman.out("run", "-d", IMAGE, "sleep", "100")
     assert "--fork-server" in monitor_of(podman, cid).cmdline()
+    # the server runs with the client's interpreter options (shim-conmon's shell line)
+    assert psutil.Process(server).cmdline()[1:4] == ["-I", "-S", "-OO"]
     # Idle for 2 s: the server leaves; its monitors stay, owing it nothing.
     wait_until(lambda: psutil.Process(server).status() == psutil.STATUS_ZOMBIE, what="the idle server's exit")
     os.waitpid(server, 0)

@@ -12,7 +12,7 @@ import sys
 
 import pytest
 
-from tests.helpers.import_budget import HEAVY, loaded_before
+from tests.helpers.import_budget import HEAVY, loaded_before, sources_read_before
 
 pytestmark = pytest.mark.integration
 
@@ -49,3 +49,5 @@ def test_the_installed_script_loads_only_its_budget_before_create(shim_runc, tmp
     loaded = loaded_before(trace.read_text(), "fake-runtime")
     assert not HEAVY & set(loaded), f"heavy modules before create: {sorted(HEAVY & set(loaded))}"
     assert [name for name in loaded if name not in BUDGET] == [], "modules beyond the budget"
+    # all of it from bytecode (.ci/install compiles the -OO bytecode the script's interpreter loads)
+    assert sources_read_before(trace.read_text(), "fake-runtime") == []

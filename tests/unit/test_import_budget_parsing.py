@@ -20,6 +20,11 @@ def test_names():
     assert module_name("/usr/lib/python3.11/encodings/__pycache__/__init__.cpython-311.pyc") == "encodings"
     assert module_name("/src/shim/lifecycle/__pycache__/run.cpython-311.pyc") == "shim.lifecycle.run"
     assert module_name("/src/shim/__pycache__/__init__.cpython-311.pyc") == "shim"
+    # -OO bytecode, as the installed scripts load it
+    assert module_name("/src/shim/cli/__pycache__/__init__.cpython-311.opt-2.pyc") == "shim.cli"
+    assert module_name("/src/shim/cli/__pycache__/app.cpython-311.opt-2.pyc") == "shim.cli.app"
+    assert module_name("/usr/lib/python3.11/encodings/__pycache__/aliases.cpython-311.opt-2.pyc") == "encodings.aliases"
+    assert module_name("/usr/lib/python3.11/__pycache__/enum.cpython-311.opt-2.pyc") == "enum"
     assert module_name("/usr/lib/python3.11/lib-dynload/_json.cpython-311-x86_64-linux-gnu.so") == "_json"
     assert module_name("/venv/lib/python3.11/site-packages/trio/_core/__pycache__/_run.cpython-311.pyc") == \
         "trio._core._run"
