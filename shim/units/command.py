@@ -13,6 +13,7 @@ import sys
 from shim.errors import SHIM_FAILED, ShimError, UsageError
 
 SCRIPT_NAME = "shim"
+SCRIPT_OPTIONS = ("-I", "-S", "-OO")  # as its shell line runs it: isolated, no site, no docstrings
 
 
 def generate_command(argv: list[str]) -> int:
@@ -71,7 +72,9 @@ def interpreter() -> list[str]:
                   os.path.join(os.path.dirname(python), SCRIPT_NAME)]
     for script in candidates:
         if os.path.isfile(script):
-            return [python, os.path.abspath(script)]
+            # the options of the script's own shell line (see shim/cli/scripts/shim),
+            # without its shell: one exec fewer on every start of the unit
+            return [python, *SCRIPT_OPTIONS, os.path.abspath(script)]
     raise ShimError(f"the shim script is not installed next to {python} (looked for {' and '.join(candidates)}); "
                     "install the shim with pip into this interpreter's environment")
 

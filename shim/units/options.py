@@ -57,9 +57,9 @@ what the service unit says, line by line:
                       Type=exec: active once the shim runs.
   NotifyAccess=main   the shim relays the container's messages from its own pid, the
                       unit's main pid; nothing else may speak for the unit.
-  ExecStart=          the interpreter and the shim by absolute path (no PATH lookup, no
-                      pyenv shim), `shim run` with the bundle, the runtime (pinned by
-                      absolute path) and the flags given here.
+  ExecStart=          the interpreter (-I -S -OO) and the shim by absolute path (no
+                      PATH lookup, no pyenv shim), `shim run` with the bundle, the
+                      runtime (pinned by absolute path) and the flags given here.
   KillMode=mixed      systemctl stop sends SIGTERM to the shim alone, which stops the
                       container its own way (the stop signal, SIGKILL after the stop
                       timeout, then delete); systemd SIGKILLs whatever is left in the

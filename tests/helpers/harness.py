@@ -18,7 +18,9 @@ import psutil
 from tests.helpers import oci
 from tests.helpers.runtimes import container_known, force_delete
 
-SHIM = [sys.executable, "-m", "shim"]
+# The installed script, as users and units run it (its shell line: python3 -I -S -OO).
+_SCRIPT = os.path.join(os.path.dirname(sys.executable), "shim")
+SHIM = [_SCRIPT] if os.path.isfile(_SCRIPT) else [sys.executable, "-m", "shim"]
 PAYLOADS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "payloads")
 _ids = itertools.count(1)
 

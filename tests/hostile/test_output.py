@@ -16,6 +16,7 @@ import time
 import pytest
 
 from shim.lifecycle.supervise import RUN_DRAIN_TIMEOUT
+from tests.helpers.harness import SHIM
 
 pytestmark = [pytest.mark.integration, pytest.mark.hostile]
 
@@ -117,7 +118,7 @@ def test_a_failure_with_nobody_to_tell_still_exits_125(shim_runc, argv):
     lost, the exit code is not."""
     write_end, _ = broken_pipe()
     try:
-        proc = subprocess.run([*shim_runc.argv(shim_runc.bundle(["true"]), shim_runc.new_id())[:3], "run", *argv,
+        proc = subprocess.run([*SHIM, "run", *argv,
                                "--state-dir", shim_runc.state_dir, "c"],
                               stdout=subprocess.PIPE, stderr=write_end, timeout=60)
     finally:

@@ -5,7 +5,6 @@ through the shim."""
 from __future__ import annotations
 
 import os
-import sys
 import time
 import uuid
 
@@ -26,7 +25,7 @@ class Unit:
         self.harness = harness
         self.name = f"shim-{uuid.uuid4().hex[:8]}.service"
         self.container_id = harness.new_id()
-        argv = [sys.executable, "-m", "shim", *harness.argv(bundle, self.container_id, *shim_flags)[3:]]
+        argv = harness.argv(bundle, self.container_id, *shim_flags)
         props = ["Type=notify", "LimitCORE=0", *properties]
         result = manager.systemd_run("--no-block", f"--unit={self.name}", *[f"--property={p}" for p in props],
                                      "--", *argv)
@@ -79,7 +78,7 @@ def notifier(harness, tmp_path, *args: str) -> str:
 def host_pid_of(container_id: str) -> int:
     for proc in psutil.process_iter(["cmdline"]):
         cmdline = proc.info["cmdline"] or []
-        if "shim" in cmdline and "run" in cmdline and container_id in cmdline:
+        if any(word.rsplit("/", 1)[-1] == "shim" for word in cmdline) and "run" in cmdline and container_id in cmdline:
             return proc.pid
     raise LookupError(container_id)
 
@@ -91,7 +90,7 @@ def test_active_only_once_the_container_is_ready(units, shim_runc, tmp_path):
     (tmp_path / "out" / "go").touch()
     state = unit.wait("ActiveState", "active")
     assert state["StatusText"] == "warming"
-    assert "-m shim run" in unit.manager.pid_cmdline(state["MainPID"])
+    assert "/shim run" in unit.manager.pid_cmdline(state["MainPID"])
     after = unit.stop()
     assert after == {"ActiveState": "inactive", "Result": "success"}
 
@@ -138,7 +137,7 @@ def test_hostile_payload_and_flood_do_not_reach_systemd(units, shim_runc, tmp_pa
                  properties=["FileDescriptorStoreMax=16"])
     state = unit.wait("ActiveState", "active")
     assert state["StatusText"] == "survived"
-    assert "-m shim run" in unit.manager.pid_cmdline(state["MainPID"])  # MAINPID=1 did not pass
+    assert "/shim run" in unit.manager.pid_cmdline(state["MainPID"])  # MAINPID=1 did not pass
     assert unit.show("NFileDescriptorStore")["NFileDescriptorStore"] == "0"  # nor the FDSTORE fd
     unit.stop()
 
@@ -170,7 +169,7 @@ def test_socket_unit_starts_the_container_on_the_first_connection(host_systemd, 
     bundle = shim_runc.python_bundle("listener.py", out_dir=str(out))
     name = f"shim-sock-{uuid.uuid4().hex[:8]}"
     container_id = shim_runc.new_id()
-    argv = " ".join([sys.executable, "-m", "shim", *shim_runc.argv(bundle, container_id, "--sdnotify=shim")[3:]])
+    argv = " ".join(shim_runc.argv(bundle, container_id, "--sdnotify=shim"))
     host_systemd.write_unit(f"{name}.socket", f"[Socket]\nListenStream=127.0.0.1:{port}\nAccept=no\n")
     host_systemd.write_unit(f"{name}.service", f"[Service]\nType=notify\nExecStart={argv}\n")
     try:
@@ -200,7 +199,7 @@ def test_the_seed_scenario(units, shim_runc, debian_rootfs, tmp_path):
     state = unit.wait("ActiveState", "active", "failed", timeout=30)
     assert state["ActiveState"] == "active" and state["StatusText"] == "Ready."
     assert (out / "marker").exists() and (out / "inner-ready").exists()  # boot had finished
-    assert "-m shim run" in unit.manager.pid_cmdline(state["MainPID"])
+    assert "/shim run" in unit.manager.pid_cmdline(state["MainPID"])
     began = time.monotonic()
     assert unit.stop() == {"ActiveState": "inactive", "Result": "success"}
     assert time.monotonic() - began < 5
