@@ -61,6 +61,22 @@ class RecordFormatter:
         self._open_line[stream] = bool(lines[-1])
         return out
 
+    def joined(self, stream: int, data: bytes, stamp: bytes) -> bytes:
+        """``b"".join(self.records(stream, data, stamp))``, built by one ``replace`` in C
+        instead of a record object per line: for 100-byte lines, most of the CPU a
+        gigabyte of output costs the shim."""
+        prefix = stamp + b" " + _STREAM_WORDS[stream]
+        end = data.rfind(b"\n")
+        tail = data[end + 1:]
+        parts = []
+        if end >= 0:
+            full = prefix + b" F "
+            parts += (full, data[:end].replace(b"\n", b"\n" + full), b"\n")
+        if tail:
+            parts += (prefix, b" P ", tail, b"\n")
+        self._open_line[stream] = bool(tail)
+        return b"".join(parts)
+
     def close(self, stream: int, stamp: bytes) -> list[bytes]:
         """The closing ``F`` of a line left open, if any."""
         if not self._open_line[stream]:
@@ -135,7 +151,13 @@ class K8sFileLog(Destination):
                           "the rest of the output is not logged")
 
     async def write(self, stream: int, data: bytes, received_ns: int | None = None) -> None:
-        self.write_records(self._formatter.records(stream, data, now_timestamp(received_ns)))
+        stamp = now_timestamp(received_ns)
+        records = self._formatter.joined(stream, data, stamp)
+        if self._max_size > 0 and self._written + len(records) > self._max_size:
+            # a rotation falls inside this chunk: between its records (same state after)
+            self.write_records(self._formatter.records(stream, data, stamp))
+        else:
+            self._write(records)
 
     def write_records(self, records: list[bytes]) -> None:
         for i, group in enumerate(plan_writes(records, self._written, self._max_size)):

@@ -4,6 +4,7 @@ import os
 import re
 
 import pytest
+import trio
 from hypothesis import given, strategies as st
 
 from shim.diagnostics import Diagnostics
@@ -52,6 +53,23 @@ def test_podman_reads_back_every_byte(chunks):
     data = b"".join(chunks)
     expected = data if data.endswith(b"\n") or not data else data + b"\n"  # CRI: F ends a line
     assert podman_reads(records)[b"stdout"] == expected
+
+
+@given(st.lists(st.tuples(st.sampled_from([STDOUT, STDERR]), st.binary(max_size=200)), max_size=20))
+def test_joined_records_are_the_records_joined(chunks):
+    # the fast path writes exactly what the record list would, and leaves the same state
+    by_record, joined = RecordFormatter(), RecordFormatter()
+    for stream, chunk in chunks:
+        assert joined.joined(stream, chunk, STAMP) == b"".join(by_record.records(stream, chunk, STAMP))
+        assert joined.close(STDOUT, STAMP) == by_record.close(STDOUT, STAMP)
+
+
+def test_a_rotation_inside_a_chunk_falls_between_its_records(tmp_path):
+    log = K8sFileLog(str(tmp_path / "ctr.log"), Diagnostics(), max_size=100, max_files=2)
+    trio.run(log.write, STDOUT, b"x" * 40 + b"\n" + b"y" * 40 + b"\n")  # two records of over 50 bytes
+    log.close()
+    first, second = (tmp_path / "ctr.log.1").read_bytes(), (tmp_path / "ctr.log").read_bytes()
+    assert first.endswith(b"F " + b"x" * 40 + b"\n") and second.endswith(b"F " + b"y" * 40 + b"\n")
 
 
 @given(st.lists(st.integers(min_value=1, max_value=50), max_size=30), st.integers(min_value=0, max_value=80),
