@@ -51,20 +51,10 @@ class RecordFormatter:
     def __init__(self) -> None:
         self._open_line = {STDOUT: False, STDERR: False}
 
-    def records(self, stream: int, data: bytes, stamp: bytes) -> list[bytes]:
-        """One record per line (or part of a line) of ``data``."""
-        prefix = stamp + b" " + _STREAM_WORDS[stream]
-        lines = data.split(b"\n")
-        out = [prefix + b" F " + line + b"\n" for line in lines[:-1]]
-        if lines[-1]:
-            out.append(prefix + b" P " + lines[-1] + b"\n")
-        self._open_line[stream] = bool(lines[-1])
-        return out
-
     def joined(self, stream: int, data: bytes, stamp: bytes) -> bytes:
-        """``b"".join(self.records(stream, data, stamp))``, built by one ``replace`` in C
-        instead of a record object per line: for 100-byte lines, most of the CPU a
-        gigabyte of output costs the shim."""
+        """The records of ``data``, one per line (or part of a line), joined: built by one
+        ``replace`` in C, not a bytes object per line (for 100-byte lines, that was most
+        of the CPU a gigabyte of output cost the shim)."""
         prefix = stamp + b" " + _STREAM_WORDS[stream]
         end = data.rfind(b"\n")
         tail = data[end + 1:]
@@ -83,6 +73,12 @@ class RecordFormatter:
             return []
         self._open_line[stream] = False
         return [stamp + b" " + _STREAM_WORDS[stream] + b" F \n"]
+
+
+def split_records(joined: bytes) -> list[bytes]:
+    """Joined records apart again (pure), for a rotation that must fall between two of
+    them: no record holds a newline but its last byte."""
+    return [record + b"\n" for record in joined.split(b"\n")[:-1]]
 
 
 def plan_writes(records: list[bytes], written: int, max_size: int) -> list[list[bytes]]:
@@ -154,8 +150,7 @@ class K8sFileLog(Destination):
         stamp = now_timestamp(received_ns)
         records = self._formatter.joined(stream, data, stamp)
         if self._max_size > 0 and self._written + len(records) > self._max_size:
-            # a rotation falls inside this chunk: between its records (same state after)
-            self.write_records(self._formatter.records(stream, data, stamp))
+            self.write_records(split_records(records))  # a rotation falls between two of them
         else:
             self._write(records)
 

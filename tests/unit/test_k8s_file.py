@@ -8,7 +8,7 @@ import trio
 from hypothesis import given, strategies as st
 
 from shim.diagnostics import Diagnostics
-from shim.logs.k8s_file import K8sFileLog, RecordFormatter, backup_names, plan_writes, timestamp
+from shim.logs.k8s_file import K8sFileLog, RecordFormatter, backup_names, plan_writes, split_records, timestamp
 from shim.stdio.output import STDERR, STDOUT
 
 STAMP = b"2026-11-30T21:04:05.000000001+01:00"
@@ -36,11 +36,11 @@ def test_timestamp_is_local_time_with_offset_and_nine_digits():
 
 def test_lines_partials_and_the_closing_record():
     f = RecordFormatter()
-    assert f.records(STDOUT, b"one\ntwo\nthr", STAMP) == [
+    assert split_records(f.joined(STDOUT, b"one\ntwo\nthr", STAMP)) == [
         STAMP + b" stdout F one\n", STAMP + b" stdout F two\n", STAMP + b" stdout P thr\n"]
-    assert f.records(STDOUT, b"ee\n", STAMP) == [STAMP + b" stdout F ee\n"]
+    assert split_records(f.joined(STDOUT, b"ee\n", STAMP)) == [STAMP + b" stdout F ee\n"]
     assert f.close(STDOUT, STAMP) == []
-    assert f.records(STDERR, b"no newline", STAMP) == [STAMP + b" stderr P no newline\n"]
+    assert split_records(f.joined(STDERR, b"no newline", STAMP)) == [STAMP + b" stderr P no newline\n"]
     assert f.close(STDERR, STAMP) == [STAMP + b" stderr F \n"]  # four fields: podman parses it
     assert f.close(STDERR, STAMP) == []
 
@@ -48,20 +48,31 @@ def test_lines_partials_and_the_closing_record():
 @given(st.lists(st.binary(max_size=200).map(lambda b: b.replace(b"\r", b"")), max_size=20))
 def test_podman_reads_back_every_byte(chunks):
     f = RecordFormatter()
-    records = [r for chunk in chunks if chunk for r in f.records(STDOUT, chunk, STAMP)]
+    records = [r for chunk in chunks if chunk for r in split_records(f.joined(STDOUT, chunk, STAMP))]
     records += f.close(STDOUT, STAMP)
     data = b"".join(chunks)
     expected = data if data.endswith(b"\n") or not data else data + b"\n"  # CRI: F ends a line
     assert podman_reads(records)[b"stdout"] == expected
 
 
+def records_one_by_one(stream: int, data: bytes, stamp: bytes) -> list[bytes]:
+    """The CRI records of a chunk, the obvious way: a record per line, a P for the rest."""
+    prefix = stamp + (b" stdout" if stream == STDOUT else b" stderr")
+    lines = data.split(b"\n")
+    return [prefix + b" F " + line + b"\n" for line in lines[:-1]] + ([prefix + b" P " + lines[-1] + b"\n"]
+                                                                     if lines[-1] else [])
+
+
 @given(st.lists(st.tuples(st.sampled_from([STDOUT, STDERR]), st.binary(max_size=200)), max_size=20))
-def test_joined_records_are_the_records_joined(chunks):
-    # the fast path writes exactly what the record list would, and leaves the same state
-    by_record, joined = RecordFormatter(), RecordFormatter()
+def test_joined_records_are_the_records_one_by_one(chunks):
+    f = RecordFormatter()
     for stream, chunk in chunks:
-        assert joined.joined(stream, chunk, STAMP) == b"".join(by_record.records(stream, chunk, STAMP))
-        assert joined.close(STDOUT, STAMP) == by_record.close(STDOUT, STAMP)
+        joined = f.joined(stream, chunk, STAMP)
+        assert joined == b"".join(records_one_by_one(stream, chunk, STAMP))
+        assert split_records(joined) == records_one_by_one(stream, chunk, STAMP)
+        # a line left open is closed, and only then
+        assert f.close(stream, STAMP) == ([STAMP + b" " + (b"stdout" if stream == STDOUT else b"stderr") + b" F \n"]
+                                          if chunk and not chunk.endswith(b"\n") else [])
 
 
 def test_a_rotation_inside_a_chunk_falls_between_its_records(tmp_path):
@@ -95,7 +106,7 @@ def test_the_file_rotates_by_renaming_never_truncating(tmp_path):
     path = str(tmp_path / "ctr.log")
     log = K8sFileLog(path, Diagnostics(), max_size=200, max_files=2)
     for i in range(20):
-        log.write_records(RecordFormatter().records(STDOUT, f"line {i:02d}\n".encode(), STAMP))
+        log.write_records(split_records(RecordFormatter().joined(STDOUT, f"line {i:02d}\n".encode(), STAMP)))
     log.close()
     files = [path + s for s in ("", ".1", ".2")]
     assert all(os.path.exists(f) for f in files) and not os.path.exists(path + ".3")
@@ -141,7 +152,7 @@ def test_a_symlink_at_the_log_path_is_not_opened(tmp_path):
 
 
 def write_line(log, data: bytes) -> None:
-    log.write_records(log._formatter.records(STDOUT, data, STAMP))
+    log.write_records(split_records(log._formatter.joined(STDOUT, data, STAMP)))
 
 
 def test_a_symlink_planted_before_a_reopen_is_not_followed(tmp_path, capfd):
