@@ -33,30 +33,26 @@ def module_name(path: str) -> str:
     return name
 
 
-def loaded_before(trace: str, program: str) -> list[str]:
-    """The modules opened (in the order they were) before ``program`` was exec'd."""
-    names: list[str] = []
+def opened_before(trace: str, program: str) -> list[str]:
+    """The module files (``.pyc``, ``.py``, ``.so``) opened, in order, before ``program``
+    was exec'd."""
+    paths: list[str] = []
     for line in trace.splitlines():
         exec_match = _EXEC.search(line)
         if exec_match and exec_match.group(1).endswith(program):
-            return names
+            return paths
         open_match = _OPEN.search(line)
         if open_match:
-            name = module_name(open_match.group(1))
-            if name not in names:
-                names.append(name)
+            paths.append(open_match.group(1))
     raise ValueError(f"{program} was never executed in this trace")
+
+
+def loaded_before(trace: str, program: str) -> list[str]:
+    """The modules opened (in the order they were) before ``program`` was exec'd."""
+    return list(dict.fromkeys(module_name(path) for path in opened_before(trace, program)))
 
 
 def sources_read_before(trace: str, program: str) -> list[str]:
     """The ``.py`` files opened before ``program`` was exec'd: modules compiled at start-up
     because their bytecode (for the interpreter's -O level) was missing or stale."""
-    sources: list[str] = []
-    for line in trace.splitlines():
-        exec_match = _EXEC.search(line)
-        if exec_match and exec_match.group(1).endswith(program):
-            return sources
-        open_match = _OPEN.search(line)
-        if open_match and open_match.group(1).endswith(".py"):
-            sources.append(open_match.group(1))
-    raise ValueError(f"{program} was never executed in this trace")
+    return [path for path in opened_before(trace, program) if path.endswith(".py")]
