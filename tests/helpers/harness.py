@@ -147,6 +147,27 @@ def wait_for_trio(pid: int, timeout: float = 10) -> None:
         time.sleep(0.005)
 
 
+def children_of(pid: int) -> list[tuple[list[str], str]]:
+    """(command line, status) of each child of ``pid`` (a zombie's command line is empty),
+    leaving out those that vanish while looked at; none once ``pid`` is gone."""
+    found = []
+    try:
+        children = psutil.Process(pid).children()
+    except psutil.NoSuchProcess:
+        return found
+    for child in children:
+        try:
+            status = child.status()
+            found.append(([] if status == psutil.STATUS_ZOMBIE else child.cmdline(), status))
+        except psutil.NoSuchProcess:
+            pass
+    return found
+
+
+def zombies_of(pid: int) -> int:
+    return sum(1 for _, status in children_of(pid) if status == psutil.STATUS_ZOMBIE)
+
+
 def child_pids() -> set[int]:
     return {c.pid for c in psutil.Process().children()}
 

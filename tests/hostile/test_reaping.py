@@ -13,28 +13,9 @@ import psutil
 import pytest
 
 from tests.helpers import oci
-from tests.helpers.harness import PAYLOADS, wait_for_file
+from tests.helpers.harness import PAYLOADS, children_of, wait_for_file, zombies_of
 
 pytestmark = [pytest.mark.integration, pytest.mark.hostile]
-
-
-def children_of(pid: int) -> list[tuple[str, str]]:
-    """(name, status) of each child, leaving out those that vanish while looked at."""
-    found = []
-    try:
-        children = psutil.Process(pid).children()
-    except psutil.NoSuchProcess:
-        return found
-    for child in children:
-        try:
-            found.append((child.name(), child.status()))
-        except psutil.NoSuchProcess:
-            pass
-    return found
-
-
-def zombies_of(pid: int) -> int:
-    return sum(1 for _, status in children_of(pid) if status == psutil.STATUS_ZOMBIE)
 
 
 def reaped_orphans(stderr: bytes) -> int:
@@ -69,7 +50,8 @@ def test_an_orphan_storm(shim, tmp_path, scale, figures):
     # Once the last orphan's half second is over, none may be left, alive or zombie, while
     # the container still runs: the shim reaps them as they die, not at the end.
     def shims_sleeps() -> int:
-        return sum(1 for name, status in children_of(proc.pid) if name == "sleep" and status != psutil.STATUS_ZOMBIE)
+        return sum(1 for cmdline, status in children_of(proc.pid)
+                   if cmdline[:1] == ["sleep"] and status != psutil.STATUS_ZOMBIE)
 
     while zombies_of(proc.pid) or shims_sleeps() > 1:  # `sleep 1000` is the container's own
         assert time.monotonic() < deadline, f"{zombies_of(proc.pid)} zombies left"

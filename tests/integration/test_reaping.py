@@ -10,22 +10,9 @@ import time
 import psutil
 import pytest
 
+from tests.helpers.harness import children_of, zombies_of
+
 pytestmark = pytest.mark.integration
-
-
-def zombie_children(pid: int) -> list[int]:
-    found = []
-    try:
-        children = psutil.Process(pid).children()
-    except psutil.NoSuchProcess:
-        return found
-    for child in children:
-        try:
-            if child.status() == psutil.STATUS_ZOMBIE:
-                found.append(child.pid)
-        except psutil.NoSuchProcess:
-            pass
-    return found
 
 
 @pytest.mark.parametrize("pid_namespace", [True, False], ids=["own-pidns", "host-pidns"])
@@ -48,8 +35,8 @@ def test_orphans_are_reaped_while_the_container_runs(shim, pid_namespace):
     proc = shim.start(bundle=bundle)
     assert proc.stdout.readline() == b"spawned\n"
     deadline = time.monotonic() + 30
-    while zombie_children(proc.pid) or orphaned_sleeps(proc.pid):
-        assert time.monotonic() < deadline, f"{len(zombie_children(proc.pid))} zombies left"
+    while zombies_of(proc.pid) or orphaned_sleeps(proc.pid):
+        assert time.monotonic() < deadline, f"{zombies_of(proc.pid)} zombies left"
         time.sleep(0.02)
     assert proc.poll() is None  # reaped while the container runs, not at its end
     os.kill(proc.pid, signal.SIGTERM)
@@ -59,11 +46,5 @@ def test_orphans_are_reaped_while_the_container_runs(shim, pid_namespace):
 
 def orphaned_sleeps(pid: int) -> int:
     """The shim's children that are the storm's `sleep 0.2` (not `sleep 1000`, its own)."""
-    count = 0
-    for child in psutil.Process(pid).children():
-        try:
-            if child.cmdline()[:2] == ["sleep", "0.2"] and child.status() != psutil.STATUS_ZOMBIE:
-                count += 1
-        except psutil.NoSuchProcess:
-            pass
-    return count
+    return sum(1 for cmdline, status in children_of(pid)
+               if cmdline[:2] == ["sleep", "0.2"] and status != psutil.STATUS_ZOMBIE)
