@@ -64,6 +64,11 @@ def import_trio(idle: bool = True):
     return at_idle_priority(_import_without_children)
 
 
+def already_imported():
+    """The trio module when this process has it already (the fork server imported it)."""
+    return sys.modules.get("trio")
+
+
 def _import_without_children():
     if "trio" in sys.modules:
         return sys.modules["trio"]
@@ -118,10 +123,19 @@ class TrioLoader:
         self._gate = threading.Event() if gated else None
         self._gate_timeout = gate_timeout
         self._switch_interval = sys.getswitchinterval()
-        sys.setswitchinterval(self.EARLY_SWITCH_INTERVAL)
-        self._module = None
+        self._module = already_imported()
         self._error: BaseException | None = None
         self.ready_fd, self._ready_w = os.pipe2(os.O_CLOEXEC)
+        self._thread = None
+        if self._module is not None:
+            # Already imported (a monitor forked by the fork server): no thread. One would
+            # cost the monitor some 230 kB of its own for good (its stack, its thread
+            # state, the malloc arena glibc gives every new thread) and a switch interval
+            # to undo, for an import that is a dictionary lookup.
+            self._gate = None
+            os.write(self._ready_w, b"\n")
+            return
+        sys.setswitchinterval(self.EARLY_SWITCH_INTERVAL)
         self._thread = threading.Thread(target=self._load, name="shim-trio-import", daemon=True)
         self._thread.start()
 
@@ -152,7 +166,8 @@ class TrioLoader:
 
     def result(self):
         """The trio module, once imported (blocks until then)."""
-        self._thread.join()
+        if self._thread is not None:
+            self._thread.join()
         sys.setswitchinterval(self._switch_interval)
         for fd in (self.ready_fd, self._ready_w):
             if fd >= 0:

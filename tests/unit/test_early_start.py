@@ -77,7 +77,17 @@ def recorded_imports(monkeypatch):
         return "trio"
 
     monkeypatch.setattr(trio_import, "import_trio", fake_import)
+    monkeypatch.setattr(trio_import, "already_imported", lambda: None)  # pytest-trio has it
     return calls
+
+
+def test_a_loader_in_a_process_that_has_trio_starts_no_thread(recorded_imports, monkeypatch):
+    monkeypatch.setattr(trio_import, "already_imported", lambda: "trio, imported before the fork")
+    threads = threading.active_count()
+    loader = TrioLoader(gated=True, gate_timeout=30)
+    assert threading.active_count() == threads and not loader.waiting
+    assert readable(loader.ready_fd, 0) and loader.result() == "trio, imported before the fork"
+    assert recorded_imports == []
 
 
 def test_an_ungated_import_begins_at_once(recorded_imports):
