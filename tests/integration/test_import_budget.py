@@ -23,10 +23,10 @@ BUDGET = [
     "shim", "shim.cli", "shim.cli.app", "__future__", "shim.errors", "shim.process", "shim.process.exit_status",
     "shim.signals", "shim.signals.mask", "shim.signals.catalog", "shim.cli.run_options", "shim.container_id",
     "shim.cli.parser", "shim.process.spawn",
-    # the run: bundle, plan, runtime, state directory (JSON through _json, prctl through _ctypes)
+    # the run: bundle, plan, runtime, state directory (JSON through _json, prctl through libc and _ctypes)
     "shim.lifecycle", "shim.lifecycle.run", "shim.bundle", "shim.bundle.config", "shim.bundle.json_lite", "_json",
     "shim.diagnostics", "shim.lifecycle.startup", "shim.lifecycle.container", "shim.runtime",
-    "shim.runtime.command", "shim.runtime.invoke", "shim.process.reaper", "shim.process.subreaper",
+    "shim.runtime.command", "shim.runtime.invoke", "shim.process.reaper", "shim.process.subreaper", "shim.process.libc",
     "shim.state", "shim.state.files", "shim.lifecycle.plan", "shim.bundle.effective", "shim.notify",
     "shim.notify.session", "shim.systemd", "shim.systemd.detect", "shim.runtime.locate",
     "shim.state.statedir", "_ctypes",
