@@ -35,9 +35,10 @@ from bench.monitors import wait_pid_exit
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 IMAGE = "localhost/shim-bench-busybox:latest"
 # The names the monitors' binaries run under (a process's name is 15 characters at
-# most): podman starts `shim-conmon`, a shell script that execs `shim-conmon-monitor`.
+# most): podman starts `shim-conmon`, a bash script that hands off to the fork server or
+# execs the venv's `python3` on `shim-conmon-monitor` (so that process is named python3).
 CONMON_NAMES = frozenset({"conmon"})
-SHIM_NAMES = frozenset({"shim-conmon", "shim-conmon-monitor"[:15]})
+SHIM_NAMES = frozenset({"shim-conmon", "shim-conmon-monitor"[:15], "python3"})
 OWN_COMMANDS = "podman"  # what the bench runs itself (and podman's exit commands)
 SERVER = "shim + server"
 ALONE = "shim"

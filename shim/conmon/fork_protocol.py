@@ -1,107 +1,197 @@
 """The fork server's protocol and its rules (pure).
 
-A client (``shim-conmon`` as the engine starts it) and the server talk over a unix
-SEQPACKET socket, one JSON message each way per step:
+The client is ``shim-conmon``, a bash script (shim/cli/scripts/shim-conmon): it cannot pass
+fds, so the server takes them. The steps:
 
-1. client -> server: the request: its argv, environment, cwd, umask, rlimits and cgroups,
-   the code identity it was built from, and the numbers its fds will have;
-2. server -> client: ``{"ready": true}``, or ``{"stale": true}`` when the server runs other
-   code (an upgrade happened): the client goes on alone and the server retires;
-3. client -> server: the fds themselves (``SCM_RIGHTS``): its stdio, the engine's pipes,
-   preserved and held fds. Only a server that answered gets them: fds queued at a hung
-   server would keep the engine's pipes open (a caller waiting for EOF would wait forever);
-4. monitor -> client: ``{"pid": N}``, from the monitor the server forked (it holds the
-   client's connection from then on; the server has let go of it);
-5. client -> monitor: ``{"go": true}`` once N is in ``--conmon-pidfile``. A monitor that
-   never hears it (the client died, or gave up and runs the monitor itself) ends
-   without having started anything.
+1. client -> server: one line ``PID STARTTIME\\n`` into the server's FIFO (the client's pid
+   and its start time, field 22 of ``/proc/PID/stat``, so a recycled pid is never taken for
+   the client). Then the client waits on the server's idle FIFO, which nobody writes, for a
+   signal or ``ANSWER_TIMEOUT``.
+2. The server checks the process is that client (start time, user, the shim-conmon script),
+   reads its argv, environment, cwd, umask and rlimits from /proc, takes its fds with
+   ``pidfd_getfd`` (those without ``FD_CLOEXEC``: the engine's; not the client's FIFOs) and
+   forks a monitor. Or it refuses (another interpreter's code after an upgrade, ``--sync``,
+   options it cannot parse, an fd it cannot take): SIGUSR2, and the client runs the monitor
+   itself.
+3. The monitor waits until the engine has placed the client (its start byte is readable),
+   enters the client's cgroups, writes ``--conmon-pidfile`` and sends SIGUSR1: the client
+   exits 0 and the engine reads the pidfile. Only then does the monitor read the start byte.
+
+Who decides: whoever first creates the client's claim file (``O_EXCL``): the monitor before
+its SIGUSR1, the server before its SIGUSR2, or the client that waited ``ANSWER_TIMEOUT`` in
+vain and then monitors alone. So no signal reaches a client that went on alone, and no two
+monitors run for one container. The monitor that loses ends without having touched the
+start byte. A claim stays as long as its client lives (a forked monitor may still try it
+until then); the server removes the claims of clients that are gone.
 """
 
 from __future__ import annotations
 
 import os
 
-from shim.bundle.json_lite import dumps, loads
+SERVER_NAME = "conmon-fork-server"
+DISABLE_VARIABLE = "SHIM_CONMON_FORK_SERVER"  # "0", or the path of a server of its own
+HANDOFF_VARIABLE = "SHIM_CONMON_HANDOFF"  # why the client runs the monitor itself (see client_verdict)
+ANSWER_TIMEOUT = 5.0  # the client's, in seconds (the script says the same)
+O_CLOEXEC_FLAG = 0o2000000  # the flag in /proc/PID/fdinfo/N: O_CLOEXEC's value there
 
-PROTOCOL = 1
-SOCKET_NAME = "conmon-fork-server.sock"
-MAX_MESSAGE = 1 << 20  # an environment and argv fit many times over
-MAX_FDS = 250  # one SCM_RIGHTS message carries at most 253 on Linux
-DISABLE_VARIABLE = "SHIM_CONMON_FORK_SERVER"  # "0", or a socket path (see socket_path)
+
+class ServerFiles:
+    """The paths a server and its clients share, all beside ``path`` (the requests FIFO) in
+    a directory only the user can use."""
+
+    __slots__ = ("requests", "idle", "lock", "pid")
+
+    def __init__(self, path: str) -> None:
+        self.requests = path
+        self.idle = path + ".idle"
+        self.lock = path + ".lock"
+        self.pid = path + ".pid"
+
+    def claim(self, client: "ClientRef") -> str:
+        return f"{self.requests}.{client.pid}-{client.start}.claim"
+
+
+class ClientRef:
+    """A client as it names itself in a request."""
+
+    __slots__ = ("pid", "start")
+
+    def __init__(self, pid: int, start: int) -> None:
+        self.pid = pid
+        self.start = start
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, ClientRef) and (self.pid, self.start) == (other.pid, other.start)
+
+    def __repr__(self) -> str:
+        return f"ClientRef({self.pid}, {self.start})"
 
 
 class Request:
-    __slots__ = ("identity", "argv", "env", "cwd", "umask", "rlimits", "cgroups", "fd_targets")
+    """What a monitor needs of its client: as the engine started the client."""
 
-    def __init__(self, identity: str, argv: list[str], env: dict[str, str], cwd: str, umask: int,
-                 rlimits: dict[str, list[int]], cgroups: str, fd_targets: list[int]) -> None:
-        self.identity = identity
+    __slots__ = ("argv", "env", "cwd", "umask", "rlimits", "fd_targets", "pidfile", "exec_attach")
+
+    def __init__(self, argv: list[str], env: dict[str, str], cwd: str, umask: int,
+                 rlimits: dict[str, tuple[int, int]], fd_targets: list[int], pidfile: str | None = None,
+                 exec_attach: bool = False) -> None:
         self.argv = argv
         self.env = env
         self.cwd = cwd
         self.umask = umask
         self.rlimits = rlimits
-        self.cgroups = cgroups
         self.fd_targets = fd_targets
-
-    def encode(self) -> bytes:
-        return dumps({"protocol": PROTOCOL, **{name: getattr(self, name) for name in self.__slots__}}).encode()
-
-    @classmethod
-    def decode(cls, data: bytes) -> "Request":
-        """ValueError for anything that is not a request of this protocol."""
-        message = loads(data.decode("utf-8"))
-        if not isinstance(message, dict) or message.get("protocol") != PROTOCOL:
-            raise ValueError("not a request of this protocol")
-        fields = {name: message.get(name) for name in cls.__slots__}
-        checks = {"identity": str, "argv": list, "env": dict, "cwd": str, "umask": int, "rlimits": dict,
-                  "cgroups": str, "fd_targets": list}
-        for name, kind in checks.items():
-            if not isinstance(fields[name], kind):
-                raise ValueError(f"{name} is not a {kind.__name__}")
-        if not all(isinstance(a, str) for a in fields["argv"]) or not all(
-                isinstance(k, str) and isinstance(v, str) for k, v in fields["env"].items()):
-            raise ValueError("argv and env must be strings")
-        targets = fields["fd_targets"]
-        if len(targets) > MAX_FDS or len(set(targets)) != len(targets) or not all(
-                isinstance(t, int) and not isinstance(t, bool) and 0 <= t < 65536 for t in targets):
-            raise ValueError("fd targets are not distinct fd numbers")
-        return cls(**fields)
+        self.pidfile = pidfile  # --conmon-pidfile, absolute
+        self.exec_attach = exec_attach  # the monitor keeps the start pipe for a second byte
 
 
-def reply(**fields) -> bytes:
-    return dumps(fields).encode()
+def split_requests(buffer: bytes) -> tuple[list[ClientRef], bytes]:
+    """The complete request lines in ``buffer`` and what remains of it. Lines that are not
+    two decimal numbers are dropped (only the user can write the FIFO: a mistake, not an
+    attack)."""
+    *lines, rest = buffer.split(b"\n")
+    clients = []
+    for line in lines:
+        words = line.split()
+        if len(words) == 2 and all(w.isdigit() and len(w) < 20 for w in words) and int(words[0]) > 0:
+            clients.append(ClientRef(int(words[0]), int(words[1])))
+    return clients, rest[-64:]  # a line never needs more; junk without a newline stays bounded
 
 
-def parse_reply(data: bytes) -> dict:
-    message = loads(data.decode("utf-8")) if data else {}
-    if not isinstance(message, dict):
-        raise ValueError("not a reply")
-    return message
+def start_time(stat: str) -> int:
+    """Field 22 of ``/proc/PID/stat``; the name in field 2 may hold spaces and parentheses."""
+    fields = stat[stat.rindex(")") + 2:].split()
+    return int(fields[19])
 
 
-def socket_path(euid: int, env: dict[str, str], sync: bool = False) -> str | None:
-    """Where the server listens, or None when no server is used.
+def status_ids_and_umask(status: str) -> tuple[list[int], int | None]:
+    """The uids (real, effective, saved, fs) and the umask from ``/proc/PID/status``."""
+    uids: list[int] = []
+    umask = None
+    for line in status.splitlines():
+        key, _, value = line.partition(":")
+        if key == "Uid":
+            uids = [int(v) for v in value.split()]
+        elif key == "Umask":
+            umask = int(value.strip(), 8)
+    return uids, umask
+
+
+def split_nul(data: bytes) -> list[str]:
+    """``/proc/PID/cmdline`` or ``environ``: NUL-terminated strings."""
+    items = data.split(b"\0")
+    if items and items[-1] == b"":
+        items.pop()
+    return [item.decode("utf-8", "surrogateescape") for item in items]
+
+
+def environment(data: bytes) -> dict[str, str]:
+    env = {}
+    for item in split_nul(data):
+        key, sep, value = item.partition("=")
+        if sep and key:
+            env.setdefault(key, value)
+    return env
+
+
+def client_argv(cmdline: list[str]) -> tuple[str, list[str]] | None:
+    """(script, the engine's arguments) when ``cmdline`` is a shell running a script; None
+    for any other process. The server then checks the script is shim-conmon."""
+    if len(cmdline) < 2 or os.path.basename(cmdline[0]) not in ("bash", "sh"):
+        return None
+    return cmdline[1], cmdline[2:]
+
+
+def fd_flags(fdinfo: str) -> int:
+    for line in fdinfo.splitlines():
+        key, _, value = line.partition(":")
+        if key == "flags":
+            return int(value.strip(), 8)
+    raise ValueError("no flags in fdinfo")
+
+
+def claim_owner(name: str, requests_name: str) -> ClientRef | None:
+    """The client a claim file in the server's directory is named after (see
+    ServerFiles.claim), or None for another file."""
+    prefix, suffix = requests_name + ".", ".claim"
+    if not (name.startswith(prefix) and name.endswith(suffix)):
+        return None
+    pid, dash, start = name[len(prefix):-len(suffix)].partition("-")
+    if not (dash and pid.isdigit() and start.isdigit()):
+        return None
+    return ClientRef(int(pid), int(start))
+
+
+def client_verdict(text: str | None) -> str:
+    """``SHIM_CONMON_HANDOFF`` as the client sets it for the monitor it starts itself: why
+    it did not hand off (``off``, ``absent``, ``refused``, ``timeout``), or ``direct`` when
+    no client set it (the monitor's script was run by hand)."""
+    return text if text in ("off", "absent", "refused", "timeout") else "direct"
+
+
+def server_path(euid: int, env: dict[str, str]) -> str | None:
+    """The server's requests FIFO, or None when no server is used (the client script finds
+    it the same way).
 
     One server per user, in a directory only that user can use; ``$SHIM_CONMON_FORK_SERVER``
     (set through containers.conf's ``conmon_env_vars``) is ``0`` for none, or the path of a
-    socket of its own. ``--sync`` callers wait for the monitor itself, as their child: no
-    server for them."""
+    server of its own."""
     choice = env.get(DISABLE_VARIABLE, "")
-    if choice == "0" or sync:
+    if choice == "0":
         return None
     if choice.startswith("/"):
         return choice
     if euid == 0:
-        return f"/run/shim/{SOCKET_NAME}"
+        return f"/run/shim/{SERVER_NAME}"
     runtime_dir = env.get("XDG_RUNTIME_DIR")
-    return os.path.join(runtime_dir, "shim", SOCKET_NAME) if runtime_dir else None
+    return os.path.join(runtime_dir, "shim", SERVER_NAME) if runtime_dir else None
 
 
 def code_identity(package_dir: str, interpreter: str) -> str:
     """What code a process runs: the interpreter and every module of the package, by
-    name, size and modification time. A server whose identity differs from its client's
-    was started before an upgrade. On every client's path: a scandir walk, no more."""
+    name, size and modification time. A server whose identity differs from the code on
+    disk was started before an upgrade. A scandir walk, no more (some 0.5 ms)."""
     from _sha256 import sha256
 
     digest = sha256(interpreter.encode())

@@ -4,39 +4,49 @@ Every module a monitor needs (trio included) is imported once, here; each monito
 fork of this process, so it starts at once and shares the server's pages until it writes
 them (a few MB of its own instead of an interpreter's fifteen). The server never runs a
 trio loop and never starts a thread, so a fork of it is a clean process. It lives in no
-service manager: the first client that finds none starts it, it serves the clients of its
-own user only (``SO_PEERCRED``), and it leaves after ``IDLE_TIMEOUT`` without a request.
+service manager: the first client that finds none starts it (through the monitor it runs
+itself), it serves its own user's clients only (its FIFO is in a directory only that user
+can enter, and it checks each client's uid), and it leaves after ``IDLE_TIMEOUT`` without
+a request.
 
-Monitors are forked twice (grandchildren: the server keeps no children) and owe the
-server nothing once forked: it can die at any moment without costing a container. A
-forked monitor takes on the client's fds at their numbers, its environment, cwd, umask,
-rlimits and cgroups (the engine placed the client in the container's monitor cgroup), and
-then is the engine front's monitor exactly (shim.conmon.monitor).
+Its client is the shim-conmon bash script, which cannot pass fds: the server takes them
+(shim.conmon.fork_protocol has the protocol). Monitors are forked twice (grandchildren:
+the server keeps no children) and owe the server nothing once forked: it can die at any
+moment without costing a container. A forked monitor takes on the client's fds at their
+numbers, its environment, cwd, umask, rlimits and cgroups (the engine placed the client in
+the container's monitor cgroup), and then is the engine front's monitor exactly
+(shim.conmon.monitor).
 """
 
 from __future__ import annotations
 
-import array
 import fcntl
 import gc
 import os
 import select
 import sys
 
-import _socket as socket
-
-from shim.conmon.fork_protocol import MAX_FDS, MAX_MESSAGE, Request, code_identity, reply
+from shim.conmon.fork_protocol import (O_CLOEXEC_FLAG, ClientRef, Request, ServerFiles, claim_owner, client_argv,
+                                       code_identity, environment, fd_flags, split_nul, split_requests, start_time,
+                                       status_ids_and_umask)
+from shim.signals.catalog import SIGUSR1, SIGUSR2
 
 IDLE_TIMEOUT = 60.0  # seconds without a request before the server leaves (default)
 IDLE_VARIABLE = "SHIM_CONMON_FORK_SERVER_IDLE"  # another number of seconds
-REQUEST_TIMEOUT = 2.0  # a client that connects and says nothing does not hold the server up
+CLIENT_EXIT_TIMEOUT = 5.0  # a client told to go that does not exit: its claim is removed anyway
+CLIENT_SCRIPT = "shim-conmon"  # beside the server's own script
 _WARM = ("shim.conmon.monitor", "shim.conmon.host", "shim.conmon.daemon", "shim.lifecycle.supervise",
          "shim.lifecycle.startup", "shim.lifecycle.exit", "shim.stdio.attach", "shim.stdio.control",
          "shim.stdio.console", "shim.stdio.relay", "shim.stdio.early", "shim.stdio.output", "shim.logs.k8s_file",
          "shim.logs.journald", "shim.logs.journal_protocol", "shim.notify.session", "shim.notify.container_socket",
          "shim.notify.upstream", "shim.notify.membership", "shim.notify.protocol", "shim.process.oom",
          "shim.runtime.invoke", "shim.runtime.command", "shim.signals.router", "shim.signals.mask",
-         "shim.process.trio_import", "shim.cli.parser", "shim.cgroups.membership", "resource", "termios", "tty")
+         "shim.process.trio_import", "shim.process.pidfd", "shim.cli.parser", "shim.cgroups.membership",
+         "shim.conmon.sync_pipe", "shim.logs.drivers", "shim.state.files", "resource", "termios", "tty")
+
+
+class Refused(Exception):
+    """The server cannot fork this client's monitor: the client runs it itself."""
 
 
 def idle_timeout(env: dict[str, str]) -> float:
@@ -58,108 +68,274 @@ def serve(path: str) -> int:
         importlib.import_module(name)
     import_trio(idle=False)
     identity = code_identity(PACKAGE_DIR, sys.executable)
-    listener = _listen(path)
+    files = ServerFiles(path)
+    listener = _listen(files)
     if listener is None:
-        return 0  # another server has the socket
-    sock, lock_fd, inode = listener
+        return 0  # another server has the path
+    requests_fd, lock_fd, inode = listener
     gc.freeze()  # what the server imported stays out of every monitor's collections
     idle = idle_timeout(dict(os.environ))
+    script = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), CLIENT_SCRIPT)
+    pending = b""
+    upgraded = False
     try:
-        while True:
-            if not select.select([sock], [], [], idle)[0]:
+        while not upgraded:
+            if not select.select([requests_fd], [], [], idle)[0]:
                 return 0
-            if not _serve_one(sock, identity):
-                return 0
+            clients, pending = split_requests(pending + _read(requests_fd))
+            for client in clients:
+                if upgraded or code_identity(PACKAGE_DIR, sys.executable) != identity:
+                    upgraded = True  # new code on disk: this server is not the one to fork it
+                    _refuse(files, client, script)
+                else:
+                    _serve_one(files, client, script)
+            _sweep_claims(files)
     finally:
-        _retire(path, sock, lock_fd, inode)
+        _retire(files, requests_fd, lock_fd, inode, script)
+    # Its successor, for the clients to come: a fresh interpreter loads the new code.
+    from shim.conmon.fork_client import start_server
+
+    start_server(path, dict(os.environ))
+    return 0
 
 
-def _listen(path: str):
-    """Bind ``path`` (0700 directory), unless a live server holds it; serialised by a lock
-    beside it, so that two clients starting servers at once end up with one."""
-    directory = os.path.dirname(path)
+def _read(fd: int) -> bytes:
+    try:
+        return os.read(fd, 4096)
+    except BlockingIOError:
+        return b""
+
+
+def _listen(files: ServerFiles):
+    """Make the requests FIFO (0700 directory), unless a live server holds it; serialised by
+    a lock beside it, so that two clients starting servers at once end up with one."""
+    directory = os.path.dirname(files.requests)
     os.makedirs(directory, mode=0o700, exist_ok=True)
-    lock_fd = os.open(path + ".lock", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+    lock_fd = os.open(files.lock, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(lock_fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
         os.close(lock_fd)
         return None
-    # Bound and listening under another name first: a client that finds the socket at
-    # ``path`` must be able to connect (between bind and listen it would be refused). We
-    # hold the lock, so no other server is binding or listening; what is there is stale.
-    staging = path + ".new"
-    for stale in (staging, path):
-        try:
-            os.unlink(stale)
-        except FileNotFoundError:
-            pass
-    sock = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET | socket.SOCK_CLOEXEC)
+    from shim.state.files import write_atomic
+
+    # We hold the lock: what is at these paths is a dead server's. Each FIFO is made under
+    # another name and renamed, and the pid file, which clients look for first, comes last.
     try:
-        sock.bind(staging)
-        os.chmod(staging, 0o600)
-        sock.listen(64)
-        os.rename(staging, path)
-        return sock, lock_fd, os.stat(path).st_ino
-    except OSError:  # a path too long for a socket, a directory gone: clients monitor alone
-        sock.close()
+        for fifo in (files.idle, files.requests):
+            staging = fifo + ".new"
+            for stale in (staging, fifo):
+                try:
+                    os.unlink(stale)
+                except FileNotFoundError:
+                    pass
+            os.mkfifo(staging, 0o600)
+            os.rename(staging, fifo)
+        # read-write: no end of file when the last client closes its end
+        requests_fd = os.open(files.requests, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        write_atomic(files.pid, str(os.getpid()).encode(), mode=0o600)
+        _sweep_claims(files)
+        return requests_fd, lock_fd, os.fstat(requests_fd).st_ino
+    except OSError:  # a directory gone, a full disk: clients monitor alone
         os.close(lock_fd)
         return None
 
 
-def _retire(path: str, sock, lock_fd: int, inode: int) -> None:
+def _retire(files: ServerFiles, requests_fd: int, lock_fd: int, inode: int, script: str) -> None:
+    """Leave: no client finds this server any more, and the ones that asked meanwhile are
+    refused (they would wait ``ANSWER_TIMEOUT`` for nothing)."""
     try:
-        if os.stat(path).st_ino == inode:
-            os.unlink(path)
+        with open(files.pid) as f:
+            if f.read() == str(os.getpid()):
+                os.unlink(files.pid)
+    except (OSError, ValueError):
+        pass
+    try:
+        if os.stat(files.requests).st_ino == inode:
+            os.unlink(files.requests)
     except FileNotFoundError:
         pass
-    sock.close()
+    clients, _ = split_requests(_read(requests_fd))
+    for client in clients:
+        _refuse(files, client, script)
+    _sweep_claims(files)
+    os.close(requests_fd)
     os.close(lock_fd)
 
 
-def _serve_one(sock, identity: str) -> bool:
-    """One client; False when the server must retire (it runs stale code)."""
+def _sweep_claims(files: ServerFiles) -> None:
+    """Remove the claims of clients that are gone (no monitor can try them any more)."""
+    directory, name = os.path.split(files.requests)
     try:
-        fd, _ = sock._accept()
+        names = os.listdir(directory)
     except OSError:
-        return True
-    conn = socket.socket(fileno=fd)
+        return
+    for found in names:
+        client = claim_owner(found, name)
+        if client is None:
+            continue
+        try:
+            with open(f"/proc/{client.pid}/stat") as f:
+                if start_time(f.read()) == client.start:
+                    continue
+        except (OSError, ValueError):
+            pass
+        try:
+            os.unlink(os.path.join(directory, found))
+        except OSError:
+            pass
+
+
+def _serve_one(files: ServerFiles, client: ClientRef, script: str) -> None:
+    """One client: a monitor forked for it, or a refusal; nothing for what is not a waiting
+    client of this user (a recycled pid, a process of another)."""
+    try:
+        pidfd = os.pidfd_open(client.pid)
+    except OSError:
+        return  # gone
     fds: list[int] = []
     try:
-        credentials = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, 12)
-        if int.from_bytes(credentials[4:8], sys.byteorder) != os.geteuid():
-            return True  # another user's client: no answer at all
-        conn.settimeout(REQUEST_TIMEOUT)
-        request = Request.decode(conn.recv(MAX_MESSAGE))
-        if request.identity != identity:
-            conn.send(reply(stale=True))
-            return False
-        conn.send(reply(ready=True))
-        _, ancillary, flags, _ = conn.recvmsg(16, socket.CMSG_SPACE(MAX_FDS * 4), socket.MSG_CMSG_CLOEXEC)
-        for level, kind, payload in ancillary:
-            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
-                received = array.array("i")
-                received.frombytes(payload[: len(payload) - len(payload) % received.itemsize])
-                fds.extend(received)
-        if flags & socket.MSG_CTRUNC or len(fds) != len(request.fd_targets):
-            return True
-        _fork_monitor(sock, conn, request, fds)
-        return True
-    except (OSError, ValueError):
-        return True
+        try:
+            argv = _client_of_this_server(client, script)
+        except (OSError, ValueError):
+            return
+        if argv is None:
+            return
+        try:
+            request, fds = _take_client(client, pidfd, argv, files)
+        except (Refused, OSError, ValueError):
+            _refuse_client(files, client, pidfd)
+            return
+        _fork_monitor(files, client, request, fds)
     finally:
-        conn.close()
+        os.close(pidfd)
         for fd in fds:
             os.close(fd)
 
 
-def _fork_monitor(listener, conn, request: Request, fds: list[int]) -> None:
+def _client_of_this_server(client: ClientRef, script: str) -> list[str] | None:
+    """The engine's argv for the monitor when ``client`` is a live shim-conmon of this
+    server's installation and user, started when it says."""
+    proc = f"/proc/{client.pid}"
+    with open(f"{proc}/stat") as f:
+        if start_time(f.read()) != client.start:
+            return None
+    with open(f"{proc}/status") as f:
+        uids, _ = status_ids_and_umask(f.read())
+    if not uids or any(uid != os.geteuid() for uid in uids[:2]):
+        return None
+    with open(f"{proc}/cmdline", "rb") as f:
+        found = client_argv(split_nul(f.read()))
+    if found is None or os.path.realpath(found[0]) != os.path.realpath(script):
+        return None
+    return found[1]
+
+
+def _take_client(client: ClientRef, pidfd: int, argv: list[str], files: ServerFiles) -> tuple[Request, list[int]]:
+    """The client as a monitor takes it on: its context, and its fds (duplicates here)."""
+    from shim.conmon.monitor import check_before_start
+    from shim.conmon.options import check_options, parse_conmon_options
+    from shim.conmon.sync_pipe import START_PIPE
+    from shim.errors import ShimError
+
+    proc = f"/proc/{client.pid}"
+    cwd = os.readlink(f"{proc}/cwd")
+    try:
+        options = check_options(parse_conmon_options(argv), cwd)
+    except ShimError as e:  # the client's own monitor reports it, as without a server
+        raise Refused(e.message) from None
+    if options.sync:
+        raise Refused("--sync: the caller waits for the monitor as its child")
+    with open(f"{proc}/environ", "rb") as f:
+        env = environment(f.read())
+    with open(f"{proc}/status") as f:
+        _, umask = status_ids_and_umask(f.read())
+    if umask is None:
+        raise Refused("no umask in /proc")
+    request = Request(argv, env, cwd, umask, _rlimits(client.pid), [], options.conmon_pidfile, options.exec_attach)
+    ours = {_identity(os.stat(path)) for path in (files.requests, files.idle)}
+    fds: list[int] = []
+    try:
+        for target in sorted(int(name) for name in os.listdir(f"{proc}/fd")):
+            with open(f"{proc}/fdinfo/{target}") as f:
+                if fd_flags(f.read()) & O_CLOEXEC_FLAG:
+                    continue  # bash's own (its script)
+            if _identity(os.stat(f"{proc}/fd/{target}")) in ours:
+                continue  # the client's FIFOs
+            from shim.process.pidfd import getfd
+
+            fds.append(getfd(pidfd, target))
+            request.fd_targets.append(target)
+        start = env.get(START_PIPE)
+        if start is not None and not (start.isdigit() and int(start) in request.fd_targets):
+            raise Refused(f"{START_PIPE}={start!r} is not one of the client's fds")
+        taken = dict(zip(request.fd_targets, fds))
+        try:
+            check_before_start(options, cwd, lambda n: n in taken and os.isatty(taken[n]))
+        except ShimError as e:
+            raise Refused(e.message) from None
+    except BaseException:
+        for fd in fds:
+            os.close(fd)
+        raise
+    return request, fds
+
+
+def _identity(info: os.stat_result) -> tuple[int, int]:
+    return info.st_dev, info.st_ino
+
+
+def _rlimits(pid: int) -> dict[str, tuple[int, int]]:
+    import resource
+
+    return {name: resource.prlimit(pid, getattr(resource, name))
+            for name in dir(resource) if name.startswith("RLIMIT_")}
+
+
+def _refuse(files: ServerFiles, client: ClientRef, script: str) -> None:
+    """Refuse a client of this server that asked while it cannot serve (see _refuse_client)."""
+    try:
+        pidfd = os.pidfd_open(client.pid)
+    except OSError:
+        return
+    try:
+        if _client_of_this_server(client, script) is not None:
+            _refuse_client(files, client, pidfd)
+    except (OSError, ValueError):
+        pass
+    finally:
+        os.close(pidfd)
+
+
+def _refuse_client(files: ServerFiles, client: ClientRef, pidfd: int) -> None:
+    """SIGUSR2: the client runs its monitor itself. Only with the client's claim made here:
+    a client that already went on alone gets no signal."""
+    import signal
+
+    if not _claim(files.claim(client)):
+        return
+    try:
+        signal.pidfd_send_signal(pidfd, SIGUSR2)
+    except OSError:
+        pass
+
+
+def _claim(path: str) -> bool:
+    """The client's decision is ours (see fork_protocol)."""
+    try:
+        os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600))
+        return True
+    except FileExistsError:
+        return False
+
+
+def _fork_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: list[int]) -> None:
     child = os.fork()
     if child == 0:
         code = 1
         try:
             if os.fork() == 0:
-                code = _become_monitor(listener, conn, request, fds)
+                code = _become_monitor(files, client, request, fds)
             else:
                 code = 0
         finally:
@@ -167,36 +343,106 @@ def _fork_monitor(listener, conn, request: Request, fds: list[int]) -> None:
     os.waitpid(child, 0)
 
 
-def _become_monitor(listener, conn, request: Request, fds: list[int]) -> int:
-    """In the grandchild: tell the client our pid, wait for go, take on the client's
-    context, and be its monitor."""
+def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: list[int]) -> int:
+    """In the grandchild: wait until the engine placed the client, take on its context,
+    claim the container and tell the client, then be its monitor."""
     from shim.signals.mask import block_routed_signals
 
     block_routed_signals()
-    listener.close()
     os.setsid()
+    _place_fds(fds, request.fd_targets)  # and nothing of the server's stays open
     try:
-        conn.settimeout(None)
-        conn.send(reply(pid=os.getpid()))
-        if b'"go"' not in conn.recv(4096):
-            return 1  # the client died, or went on alone: nothing was started
+        pidfd = os.pidfd_open(client.pid)
     except OSError:
         return 1
-    conn.close()
-    _place_fds(fds, request.fd_targets)
+    env = dict(request.env)
+    if not _engine_placed(env, pidfd):
+        return 1  # the client is gone (it went on alone): nothing was started
+    _join_cgroups(client.pid)
+    claim = files.claim(client)
+    if not _claim(claim):
+        return 1  # the client went on alone
+    try:
+        if not _tell_the_client(request, pidfd):
+            return 1
+    finally:
+        try:
+            os.unlink(claim)
+        except OSError:
+            pass
+        os.close(pidfd)
+    if not _take_the_start_byte(request, env):
+        return 1
     os.environ.clear()
-    os.environ.update(request.env)
+    os.environ.update(env)
     os.chdir(request.cwd)
     os.umask(request.umask)
     _set_rlimits(request.rlimits)
-    _join_cgroups(request.cgroups)
     from shim.conmon.monitor import run_forked
 
-    return run_forked(request.argv, dict(request.env), frozenset(request.fd_targets))
+    return run_forked(request.argv, env, frozenset(request.fd_targets))
+
+
+def _engine_placed(env: dict[str, str], pidfd: int) -> bool:
+    """Wait until the engine has put the client where the monitor must be: its start byte
+    is readable (not read: a client that goes on alone reads it). False when the client
+    exited first."""
+    from shim.conmon.sync_pipe import START_PIPE, fd_from_env
+
+    start_fd = fd_from_env(env, START_PIPE)
+    watched = [pidfd] if start_fd is None else [pidfd, start_fd]
+    while True:
+        ready = select.select(watched, [], [])[0]
+        if pidfd in ready:
+            return False
+        if ready:
+            return True
+
+
+def _tell_the_client(request: Request, pidfd: int) -> bool:
+    """Write our pid to ``--conmon-pidfile``, SIGUSR1 the client, and wait until it has
+    exited (it reads nothing; the claim it may still look at stays until then)."""
+    import signal
+
+    from shim.state.files import write_atomic
+
+    try:
+        if request.pidfile:
+            write_atomic(request.pidfile, str(os.getpid()).encode())
+        signal.pidfd_send_signal(pidfd, SIGUSR1)
+    except OSError:
+        try:
+            signal.pidfd_send_signal(pidfd, SIGUSR2)  # the client's own monitor says what failed
+        except OSError:
+            pass
+        return False
+    select.select([pidfd], [], [], CLIENT_EXIT_TIMEOUT)
+    return True
+
+
+def _take_the_start_byte(request: Request, env: dict[str, str]) -> bool:
+    """Read the engine's start byte, as the client would have before it forked. False when
+    the engine closed the pipe unwritten: nothing may be started."""
+    from shim.conmon.sync_pipe import START_PIPE, fd_from_env, wait_for_start
+    from shim.errors import ShimError
+
+    start_fd = fd_from_env(env, START_PIPE)
+    if start_fd is None:
+        return True
+    try:
+        if not wait_for_start(start_fd):
+            return False
+    except ShimError:
+        return False
+    if not request.exec_attach:
+        os.close(start_fd)  # the monitor has no start pipe after the first byte (but to exec-attach)
+        del env[START_PIPE]
+        request.fd_targets.remove(start_fd)
+    return True
 
 
 def _place_fds(fds: list[int], targets: list[int]) -> None:
-    """Put each received fd at the number it had in the client, and nothing else above 2."""
+    """Put each taken fd at the number it had in the client, and nothing else above 2."""
     staged = [fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, 1000) for fd in fds]
     keep = set(staged)
     for name in os.listdir("/proc/self/fd"):
@@ -211,7 +457,7 @@ def _place_fds(fds: list[int], targets: list[int]) -> None:
         os.close(source)
 
 
-def _set_rlimits(limits: dict[str, list[int]]) -> None:
+def _set_rlimits(limits: dict[str, tuple[int, int]]) -> None:
     import resource
 
     for name, (soft, hard) in limits.items():
@@ -224,13 +470,15 @@ def _set_rlimits(limits: dict[str, list[int]]) -> None:
             pass  # above the server's hard limit without CAP_SYS_RESOURCE: keep the server's
 
 
-def _join_cgroups(proc_cgroup: str) -> None:
-    """Enter every cgroup the client was in (the engine's monitor cgroup): v1
+def _join_cgroups(client_pid: int) -> None:
+    """Enter every cgroup the client is in (the engine's monitor cgroup): v1
     hierarchies and the unified one, where this process sees them mounted. Best effort:
     an unprivileged user may not move itself."""
     from shim.cgroups.membership import hierarchies
 
     try:
+        with open(f"/proc/{client_pid}/cgroup") as f:
+            proc_cgroup = f.read()
         with open("/proc/self/mountinfo") as f:
             found = hierarchies(proc_cgroup, f.read()) or []
     except OSError:

@@ -40,6 +40,9 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     block_routed_signals()  # from the first line: no signal may kill the monitor
     inherited = _open_fds()  # before the monitor opens anything of its own
     env = dict(os.environ) if env is None else env
+    from shim.conmon.fork_client import take_verdict
+
+    verdict = take_verdict(env)
     diagnostics = Diagnostics(name=IDENTIFIER)
     try:
         values = parse_conmon_options(argv)
@@ -52,16 +55,17 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     if values.get("help"):
         sys.stdout.write(usage())
         return 0
-    return _monitor(values, env, inherited, argv, forked=False)
+    return _monitor(values, env, inherited, forked=False, verdict=verdict)
 
 
 def run_forked(argv: list[str], env: dict[str, str], inherited: frozenset[int]) -> int:
     """The monitor the fork server forked for a client (shim.conmon.fork_server): the same
     monitor, from the point where it is on its own. The client parsed the same argv."""
-    return _monitor(parse_conmon_options(argv), env, inherited, argv, forked=True)
+    return _monitor(parse_conmon_options(argv), env, inherited, forked=True)
 
 
-def _monitor(values: dict, env: dict[str, str], inherited: frozenset[int], argv: list[str], forked: bool) -> int:
+def _monitor(values: dict, env: dict[str, str], inherited: frozenset[int], forked: bool,
+             verdict: str | None = None) -> int:
     diagnostics = Diagnostics(name=IDENTIFIER)
     try:
         options = check_options(values, os.getcwd())
@@ -74,19 +78,25 @@ def _monitor(values: dict, env: dict[str, str], inherited: frozenset[int], argv:
 
         diagnostics.also_to(SystemLog(IDENTIFIER, options.cid))
     try:
-        monitor = Monitor(options, env, diagnostics, inherited, argv)
+        monitor = Monitor(options, env, diagnostics, inherited)
+        monitor.client_verdict = verdict
         return monitor.run_forked() if forked else monitor.run()
     except Exception as e:  # a bug: one line where the monitor's messages go
         diagnostics.error(f"internal error: {type(e).__name__}: {e}")
         return MONITOR_FAILED
 
 
-def _is_open(fd: int) -> bool:
-    try:
-        os.fstat(fd)
-        return True
-    except OSError:
-        return False
+def check_before_start(options, cwd: str, is_tty) -> None:
+    """What conmon checks before it forks (the fork server checks it for its clients, in
+    their cwd and of their stdio: ``is_tty(n)`` for the client's fd n)."""
+    runtime = os.path.join(cwd, options.runtime)
+    if not os.access(runtime, os.X_OK):
+        raise MonitorError(f"Runtime path {options.runtime} is not valid: "
+                           f"{'not executable' if os.path.exists(runtime) else 'no such file'}")
+    if options.log_drivers.passthrough and any(is_tty(fd) for fd in (0, 1, 2)):
+        raise MonitorError("cannot use a tty with passthrough logging mode to prevent attacks via TIOCSTI")
+    if options.bundle is not None and not os.path.isdir(options.bundle):
+        raise MonitorError(f"bundle {options.bundle}: no such directory")
 
 
 def main_and_exit() -> None:
@@ -118,13 +128,11 @@ def _open_fds() -> frozenset[int]:
 class Monitor:
     """One container, from the engine's start byte to the monitor's exit."""
 
-    def __init__(self, options, env: dict[str, str], diagnostics, inherited: frozenset[int],
-                 argv: list[str] = ()) -> None:
+    def __init__(self, options, env: dict[str, str], diagnostics, inherited: frozenset[int]) -> None:
         from shim.conmon.sync_pipe import ATTACH_PIPE, START_PIPE, SYNC_PIPE, EnginePipe, fd_from_env
 
         self.options = options
         self.env = env
-        self.argv = list(argv)  # as the engine gave it: what a fork server's monitor parses again
         self.inherited = inherited
         self.diagnostics = diagnostics
         self.sync = EnginePipe(fd_from_env(env, SYNC_PIPE), options.sync_key)
@@ -137,17 +145,20 @@ class Monitor:
         self.pid_reported = False
         self.engine_gone = False
         self.trio_loader = None
+        self.client_verdict = None  # why the shim-conmon script did not hand off (fork_client)
 
     # -- the table of contents -------------------------------------------------------
     def run(self) -> int:
         try:
             self.check_before_start()
             self.wait_for_the_engine()
-            if self.hand_off():
-                return 0  # a monitor forked by the fork server has the container now
         except ShimError as e:  # still the engine's child: its stderr is the engine's
             self.diagnostics.error(e.message)
             return MONITOR_FAILED
+        if self.client_verdict is not None:
+            from shim.conmon.fork_client import after_the_client
+
+            after_the_client(self.client_verdict, self.env, self.diagnostics)
         self.detach()
         return self.run_detached()
 
@@ -159,27 +170,9 @@ class Monitor:
             self.report_failure(e.message)
             return MONITOR_FAILED
 
-    def hand_off(self) -> bool:
-        """Let the warm fork server fork this container's monitor (shim.conmon.fork_server);
-        False when this process must be the monitor itself."""
-        from shim.conmon.fork_protocol import socket_path
-
-        path = socket_path(os.geteuid(), self.env, self.options.sync)
-        if path is None:
-            return False
-        from shim.conmon.fork_client import hand_off
-
-        from shim.conmon.sync_pipe import START_PIPE
-
-        fds = sorted(fd for fd in self.inherited if _is_open(fd))
-        env = dict(self.env)
-        if self.start_fd is None:
-            env.pop(START_PIPE, None)  # read and closed here: the monitor has no start pipe
-        return hand_off(path, self.argv, env, fds, self.options.conmon_pidfile, self.diagnostics)
-
     def run_forked(self) -> int:
-        """In a monitor the fork server forked: the client already read the start byte and
-        wrote our pid; what remains is detaching and monitoring."""
+        """In a monitor the fork server forked: the start byte is read and our pid is in the
+        pidfile (fork_server); what remains is detaching and monitoring."""
         from shim.conmon.daemon import become_monitor
         from shim.process.spawn import seal_inherited_fds
 
@@ -196,14 +189,7 @@ class Monitor:
         return self.run_detached()
 
     def check_before_start(self) -> None:
-        options = self.options
-        if not os.access(options.runtime, os.X_OK):
-            raise MonitorError(f"Runtime path {options.runtime} is not valid: "
-                               f"{'not executable' if os.path.exists(options.runtime) else 'no such file'}")
-        if options.log_drivers.passthrough and any(os.isatty(fd) for fd in (0, 1, 2)):
-            raise MonitorError("cannot use a tty with passthrough logging mode to prevent attacks via TIOCSTI")
-        if options.bundle is not None and not os.path.isdir(options.bundle):
-            raise MonitorError(f"bundle {options.bundle}: no such directory")
+        check_before_start(self.options, os.getcwd(), os.isatty)
 
     def wait_for_the_engine(self) -> None:
         """Nothing may run before the engine placed the monitor in its cgroup."""

@@ -22,6 +22,7 @@ from shim.errors import UsageError
 SIGCHLD, SIGINT, SIGKILL, SIGSTOP, SIGTERM, SIGWINCH = (_signal.SIGCHLD, _signal.SIGINT, _signal.SIGKILL,
                                                         _signal.SIGSTOP, _signal.SIGTERM, _signal.SIGWINCH)
 SIGRTMIN, SIGRTMAX = _signal.SIGRTMIN, _signal.SIGRTMAX
+SIGUSR1, SIGUSR2 = _signal.SIGUSR1, _signal.SIGUSR2
 
 STOP_REQUESTS = frozenset({SIGTERM, SIGINT})
 

@@ -74,7 +74,7 @@ class Podman:
         """``namespace``: a PrivateJournal (tests/helpers/journal.py) whose mount namespace
         every podman command runs in, so that containers can log to its journald (podman's
         overlay mounts live there too, so every command must). ``fork_server``: monitors
-        come from a fork server of this session's own (its socket in ``work``), or every
+        come from a fork server of this session's own (its FIFO in ``work``), or every
         monitor starts on its own."""
         if len(os.path.join(work, "run")) > RUNROOT_MAX:
             # Every podman command, the monitors' exit commands among them, would fail.
@@ -82,7 +82,7 @@ class Podman:
         self.work = work
         self.monitor = monitor
         self.namespace = namespace
-        self.server_socket = os.path.join(work, "fork-server.sock") if fork_server else None
+        self.server_path = os.path.join(work, "fork-server") if fork_server else None
         os.makedirs(os.path.join(work, "tmp"), exist_ok=True)
         self.env = dict(os.environ)
         for name, text in (("containers.conf", CONTAINERS_CONF), ("storage.conf", STORAGE_CONF),
@@ -90,7 +90,7 @@ class Podman:
             path = os.path.join(work, name)
             with open(path, "w") as f:
                 f.write(text.format(work=work, monitor=monitor, path=os.environ["PATH"],
-                                    server=self.server_socket or "0"))
+                                    server=self.server_path or "0"))
         self.env.update(CONTAINERS_CONF=os.path.join(work, "containers.conf"),
                         CONTAINERS_STORAGE_CONF=os.path.join(work, "storage.conf"),
                         CONTAINERS_REGISTRIES_CONF=os.path.join(work, "registries.conf"))
@@ -136,12 +136,12 @@ class Podman:
 
     def fork_servers(self) -> list[int]:
         """This session's fork servers (the test process's children: it is a subreaper)."""
-        if self.server_socket is None:
+        if self.server_path is None:
             return []
         found = []
         for child in psutil.Process().children():
             try:
-                if self.server_socket in child.cmdline() and "--fork-server" in child.cmdline():
+                if self.server_path in child.cmdline() and "--fork-server" in child.cmdline():
                     found.append(child.pid)
             except psutil.NoSuchProcess:
                 continue

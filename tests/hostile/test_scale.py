@@ -74,7 +74,7 @@ def test_a_hundred_shims_at_once(shim_runc, scale, figures):
 
 def test_many_engine_containers_at_once(podman, scale, figures):
     count = scale.engine_containers
-    if podman.server_socket is not None:  # warm: monitors are forked by a running server
+    if podman.server_path is not None:  # warm: monitors are forked by a running server
         podman("run", "--rm", IMAGE, "true")
         deadline = time.monotonic() + 30
         while not podman.fork_servers():

@@ -2,18 +2,15 @@
 
 Through podman: where monitors come from in each mode, the server started on demand,
 leaving when idle, replaced after an upgrade, and its death or hang costing one fallback.
-By hand, at the protocol: another user is refused, and the server killed between the fork
-and the pidfile, or the client dying before it says go, never loses a container or leaves
-one unsupervised."""
+By hand, with the real client script and the engine's pipes: another user's request is
+ignored, and the server killed between the fork and the pidfile, or the client dying
+before the monitor claims the container, never loses a container or leaves one
+unsupervised."""
 
 from __future__ import annotations
 
-import array
-import json
 import os
-import select
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -42,11 +39,11 @@ def wait_until(condition, timeout: float = 30, what: str = "condition"):
 
 def test_where_monitors_come_from(podman):
     podman("run", "--rm", IMAGE, "true")  # with a server configured, there is one after this
-    if podman.server_socket is not None:
+    if podman.server_path is not None:
         wait_until(podman.fork_servers, what="a fork server")
     cid = podman.out("run", "-d", IMAGE, "sleep", "100")
     monitor = monitor_of(podman, cid)
-    assert ("--fork-server" in monitor.cmdline()) == (podman.server_socket is not None)
+    assert ("--fork-server" in monitor.cmdline()) == (podman.server_path is not None)
     # Either way the monitor is where podman put its monitor: its conmon cgroup.
     with open(f"/proc/{monitor.pid}/cgroup") as f:
         assert any(line.endswith(":/libpod_parent/conmon") for line in f.read().splitlines())
@@ -71,11 +68,11 @@ def own_server_podman(server_storage, tmp_path):
     from tests.helpers.podman import monitors_gone
 
     podman = server_storage
-    podman.server_socket = str(tmp_path / "server.sock")
+    podman.server_path = str(tmp_path / "server")
     conf = tmp_path / "containers.conf"
     text = open(os.path.join(podman.work, "containers.conf")).read()
-    text = text.replace(f"SHIM_CONMON_FORK_SERVER={os.path.join(podman.work, 'fork-server.sock')}",
-                        f"SHIM_CONMON_FORK_SERVER={podman.server_socket}\", \"SHIM_CONMON_FORK_SERVER_IDLE=2")
+    text = text.replace(f"SHIM_CONMON_FORK_SERVER={os.path.join(podman.work, 'fork-server')}",
+                        f"SHIM_CONMON_FORK_SERVER={podman.server_path}\", \"SHIM_CONMON_FORK_SERVER_IDLE=2")
     conf.write_text(text)
     podman.env["CONTAINERS_CONF"] = str(conf)
     baseline = child_pids()
@@ -91,7 +88,7 @@ def test_started_on_demand_and_gone_when_idle(own_server_podman):
     assert podman.fork_servers() == []
     assert podman("run", "--rm", IMAGE, "true").returncode == 0
     server = wait_until(podman.fork_servers, what="a fork server")[0]
-    wait_until(lambda: os.path.exists(podman.server_socket), what="the server's socket")
+    wait_until(lambda: os.path.exists(podman.server_path), what="the server's FIFO")
     cid = podman.out("run", "-d", IMAGE, "sleep", "100")
     assert "--fork-server" in monitor_of(podman, cid).cmdline()
     # the server runs with the client's interpreter options (shim-conmon's shell line)
@@ -99,7 +96,7 @@ def test_started_on_demand_and_gone_when_idle(own_server_podman):
     # Idle for 2 s: the server leaves; its monitors stay, owing it nothing.
     wait_until(lambda: psutil.Process(server).status() == psutil.STATUS_ZOMBIE, what="the idle server's exit")
     os.waitpid(server, 0)
-    assert not os.path.exists(podman.server_socket)
+    assert not os.path.exists(podman.server_path)
     assert podman.out("inspect", "--format", "{{.State.Running}}", cid) == "true"
     podman("stop", "-t", "0", cid)
     assert podman.out("inspect", "--format", "{{.State.ExitCode}}", cid) == "137"
@@ -143,17 +140,17 @@ def test_a_dead_or_hung_server_costs_one_fallback(own_server_podman, how):
 
 @pytest.fixture
 def server():
-    """A fork server of the test's own (its parent is the test process), its socket where
+    """A fork server of the test's own (its parent is the test process), its FIFO where
     another user could reach it if its modes allowed."""
     import shutil
     import tempfile
 
     directory = tempfile.mkdtemp(prefix="shim-fork-test.")
     os.chmod(directory, 0o755)
-    path = os.path.join(directory, "s", "server.sock")
+    path = os.path.join(directory, "s", "server")
     proc = subprocess.Popen([sys.executable, SERVER_SCRIPT, "--fork-server", path],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    wait_until(lambda: os.path.exists(path), what="the server's socket")
+    wait_until(lambda: os.path.exists(path + ".pid"), what="the server's pid file")
     proc.path = path  # type: ignore[attr-defined]
     yield proc
     if proc.poll() is None:
@@ -162,68 +159,83 @@ def server():
     shutil.rmtree(directory)
 
 
-def request_for(args: list[str], fd_targets: list[int], env: dict) -> bytes:
-    from shim.conmon.fork_client import PACKAGE_DIR, _own_cgroups, _rlimits, _umask
-    from shim.conmon.fork_protocol import Request, code_identity
-
-    return Request(code_identity(PACKAGE_DIR, sys.executable), args, env, "/", _umask(), _rlimits(),
-                   _own_cgroups(), fd_targets).encode()
-
-
-def test_another_users_client_gets_no_answer(server):
+def test_another_users_request_is_ignored(server):
     os.chmod(os.path.dirname(server.path), 0o755)
-    os.chmod(server.path, 0o777)  # even when the socket itself lets anyone connect
-    # The server may close before the probe has sent anything (EPIPE) or read its answer.
-    probe = ("import socket,sys\ns=socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET); s.connect(sys.argv[1])\n"
-             "s.settimeout(5)\ntry: s.send(b'{}'); print(repr(s.recv(100)))\n"
-             "except (ConnectionResetError, BrokenPipeError): print('reset')")
-    proc = subprocess.run(["runuser", "-u", "nobody", "--", sys.executable, "-c", probe, server.path],
+    os.chmod(server.path, 0o666)  # even when the FIFO itself lets anyone write
+    waits = (r'read -r -a stat </proc/$$/stat; trap "echo signalled; exit 0" USR1 USR2; '
+             r'printf "%s %s\n" $$ "${stat[21]}" >"$1"; read -r -t 3 -u 0 <>"$1.idle"; echo "no answer"')
+    proc = subprocess.run(["runuser", "-u", "nobody", "--", "bash", "-c", waits, "bash", server.path],
                           capture_output=True, timeout=30)
-    assert proc.stdout.strip() in (b"b''", b"reset"), proc  # closed without a word
+    assert proc.stdout == b"no answer\n", proc
+    assert [name for name in os.listdir(os.path.dirname(server.path)) if name.endswith(".claim")] == []
     assert server.poll() is None  # and the server serves on
 
 
-@pytest.mark.parametrize("moment", ["server killed between fork and pidfile", "client gone before go"])
-def test_the_server_or_the_client_dying_midway(engine, server, moment):
-    from tests.helpers.engine import wait_for_path
+def forked_monitors(server) -> list[psutil.Process]:
+    """Monitors the test's server forked (re-parented to the test process, a subreaper)."""
+    return [p for p in psutil.Process().children() if p.pid != server.pid and "--fork-server" in p.cmdline()
+            and server.path in p.cmdline()]
+
+
+@pytest.mark.parametrize("moment", ["server killed between fork and pidfile", "client gone before the claim"])
+def test_the_server_or_the_client_dying_midway(engine, server, tmp_path, moment):
+    from tests.helpers.engine import MONITORS, Session, monitor_args, wait_for_path
     from tests.helpers.harness import new_container_id
     from tests.helpers.runtimes import container_known
 
     bundle = engine.bundle(["sh", "-c", "exit 7"])
     cid = new_container_id("forked")
     engine.used.append(cid)
-    work = os.path.join(os.path.dirname(server.path), cid)
+    work = str(tmp_path)
     os.makedirs(os.path.join(work, "exits"))
-    from tests.helpers.engine import monitor_args
+    pidfile = os.path.join(work, "conmon.pid")  # monitor_args names it
+    session = Session(MONITORS["shim-conmon"], monitor_args(cid, engine.runtime, bundle, work),
+                      env={"SHIM_CONMON_FORK_SERVER": server.path})
+    try:
+        # The monitor is forked, and waits for the engine's start byte before it claims.
+        monitor = wait_until(lambda: forked_monitors(server), what="a forked monitor")[0]
+        assert session.proc.poll() is None and not os.path.exists(pidfile)
+        if moment == "client gone before the claim":
+            session.proc.kill()
+            session.proc.wait()
+            assert monitor.wait(20) == 1  # it saw its client go: it ends
+            assert not container_known(engine.runtime, cid)  # nothing was started
+            assert session.read(timeout=5) is None  # and nothing was said
+            return
+        server.kill()  # the server dies after the fork: the monitor owes it nothing
+        server.wait()
+        session.go()
+        code, _, err = session.first_process()
+        assert code == 0, err
+        with open(pidfile) as f:
+            assert int(f.read()) == monitor.pid
+        assert session.read()["data"] > 0
+        engine.runtime_start(cid)
+        assert wait_for_path(os.path.join(work, "exits", cid)) == "7"
+    finally:
+        session.close()
 
-    sync, sync_child = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    devnull = os.open(os.devnull, os.O_RDWR)
-    # The client's fds as the monitor will have them: 0-2, and the sync pipe at 3.
-    fds, targets = [devnull, devnull, devnull, sync_child.fileno()], [0, 1, 2, 3]
-    env = {"PATH": os.environ["PATH"], "_OCI_SYNCPIPE": "3"}
-    client = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-    client.connect(server.path)
-    client.settimeout(10)
-    client.send(request_for(monitor_args(cid, engine.runtime, bundle, work), targets, env))
-    assert json.loads(client.recv(4096)) == {"ready": True}
-    client.sendmsg([b"fds"], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
-    sync_child.close()
-    os.close(devnull)
-    monitor = json.loads(client.recv(4096))["pid"]
-    if moment == "client gone before go":
-        client.close()
-        pidfd = os.pidfd_open(monitor)
-        assert select.select([pidfd], [], [], 20)[0], "the monitor waited for a go that cannot come"
-        os.close(pidfd)
-        assert not container_known(engine.runtime, cid)  # nothing was started
-        sync.settimeout(5)
-        assert sync.recv(100) == b""  # and nothing was said
-        return
-    server.kill()  # the server dies after the fork: the monitor owes it nothing
-    server.wait()
-    client.send(b'{"go": true}')
-    client.close()
-    sync.settimeout(30)
-    assert json.loads(sync.recv(100))["data"] > 0
-    engine.runtime_start(cid)
-    assert wait_for_path(os.path.join(work, "exits", cid)) == "7"
+
+def test_a_client_the_server_refuses_monitors_alone_at_once(server):
+    from shim.conmon.fork_protocol import ANSWER_TIMEOUT
+    from tests.helpers.engine import MONITORS, Session
+
+    # Options the monitor rejects: the server refuses (SIGUSR2) rather than fork a monitor
+    # that could only fail after the client left; the client's own monitor says why.
+    session = Session(MONITORS["shim-conmon"], ["--api-version", "1", "-c", "refused", "-u", "refused", "-r",
+                                                "/bin/true", "--exec-attach"],
+                      env={"SHIM_CONMON_FORK_SERVER": server.path})
+    try:
+        started = time.monotonic()
+        code, _, err = session.first_process()
+        assert code == 1 and b"Attach can only be specified with exec" in err, err
+        assert time.monotonic() - started < ANSWER_TIMEOUT  # answered, not timed out
+        assert forked_monitors(server) == [] and server.poll() is None
+        # The refusal's claim stays while its client lives; the server's next wake-up
+        # (here a line that is no request) removes it once the client is gone.
+        with open(server.path, "w") as fifo:
+            fifo.write("not a request\n")
+        wait_until(lambda: not [n for n in os.listdir(os.path.dirname(server.path)) if n.endswith(".claim")],
+                   what="the claim's removal")
+    finally:
+        session.close()

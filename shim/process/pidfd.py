@@ -1,0 +1,21 @@
+"""Another process's fds, taken with ``pidfd_getfd(2)`` (Linux 5.6; the caller needs ptrace
+rights over it: the same user, or CAP_SYS_PTRACE). The standard library has
+``os.pidfd_open`` but not this."""
+
+from __future__ import annotations
+
+import os
+
+SYS_PIDFD_GETFD = 438  # the same number on every architecture (asm-generic/unistd.h)
+
+
+def getfd(pidfd: int, target_fd: int) -> int:
+    """A duplicate of the process's ``target_fd`` here (close-on-exec); OSError if not."""
+    from shim.process import libc
+
+    arg = libc.long_argument
+    fd = libc.function("syscall", "l")(arg(SYS_PIDFD_GETFD), arg(pidfd), arg(target_fd), arg(0))
+    if fd < 0:
+        errno = libc.errno()
+        raise OSError(errno, f"pidfd_getfd({target_fd}): {os.strerror(errno)}")
+    return fd
