@@ -10,9 +10,9 @@ can enter, and it checks each client's uid), and it leaves after ``IDLE_TIMEOUT`
 a request.
 
 Its client is the shim-conmon bash script, which cannot pass fds: the server takes them
-(shim.conmon.fork_protocol has the protocol). Monitors are forked twice (grandchildren:
-the server keeps no children) and owe the server nothing once forked: it can die at any
-moment without costing a container. A forked monitor takes on the client's fds at their
+(shim.conmon.fork_protocol has the protocol). Monitors are its children, reaped by the
+kernel (SIGCHLD ignored: the server never waits), and owe the server nothing once forked:
+it can die at any moment without costing a container. A forked monitor takes on the client's fds at their
 numbers, its environment, cwd, umask, rlimits and cgroups (the engine placed the client in
 the container's monitor cgroup), and then is the engine front's monitor exactly
 (shim.conmon.monitor).
@@ -26,10 +26,12 @@ import os
 import select
 import sys
 
+import _signal
+
 from shim.conmon.fork_protocol import (O_CLOEXEC_FLAG, ClientRef, Request, ServerFiles, claim_owner, client_argv,
                                        code_identity, environment, fd_flags, split_nul, split_requests, start_time,
                                        status_ids_and_umask)
-from shim.signals.catalog import SIGUSR1, SIGUSR2
+from shim.signals.catalog import SIGCHLD, SIGUSR1, SIGUSR2
 
 IDLE_TIMEOUT = 60.0  # seconds without a request before the server leaves (default)
 IDLE_VARIABLE = "SHIM_CONMON_FORK_SERVER_IDLE"  # another number of seconds
@@ -41,7 +43,7 @@ _WARM = ("shim.conmon.monitor", "shim.conmon.host", "shim.conmon.daemon", "shim.
          "shim.logs.journald", "shim.logs.journal_protocol", "shim.notify.session", "shim.notify.container_socket",
          "shim.notify.upstream", "shim.notify.membership", "shim.notify.protocol", "shim.process.oom",
          "shim.runtime.invoke", "shim.runtime.command", "shim.signals.router", "shim.signals.mask",
-         "shim.process.trio_import", "shim.process.pidfd", "shim.cli.parser", "shim.cgroups.membership",
+         "shim.process.trio_import", "shim.process.pidfd", "shim.process.libc", "shim.cli.parser", "shim.cgroups.membership",
          "shim.conmon.sync_pipe", "shim.logs.drivers", "shim.state.files", "resource", "termios", "tty")
 
 
@@ -62,8 +64,10 @@ def serve(path: str) -> int:
     import importlib
 
     from shim.conmon.fork_client import PACKAGE_DIR
+    from shim.process.pidfd import fd_getter
     from shim.process.trio_import import import_trio
 
+    watch = _watch_for_upgrades(PACKAGE_DIR)
     for name in _WARM:
         importlib.import_module(name)
     import_trio(idle=False)
@@ -73,9 +77,11 @@ def serve(path: str) -> int:
     if listener is None:
         return 0  # another server has the path
     requests_fd, lock_fd, inode = listener
+    _signal.signal(SIGCHLD, _signal.SIG_IGN)  # monitors are reaped by the kernel, never waited for
     gc.freeze()  # what the server imported stays out of every monitor's collections
     idle = idle_timeout(dict(os.environ))
     script = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), CLIENT_SCRIPT)
+    getfd = fd_getter()
     pending = b""
     upgraded = False
     try:
@@ -84,19 +90,32 @@ def serve(path: str) -> int:
                 return 0
             clients, pending = split_requests(pending + _read(requests_fd))
             for client in clients:
-                if upgraded or code_identity(PACKAGE_DIR, sys.executable) != identity:
+                if upgraded or (watch.changed() if watch else code_identity(PACKAGE_DIR, sys.executable) != identity):
                     upgraded = True  # new code on disk: this server is not the one to fork it
                     _refuse(files, client, script)
                 else:
-                    _serve_one(files, client, script)
+                    _serve_one(files, client, script, getfd)
             _sweep_claims(files)
     finally:
         _retire(files, requests_fd, lock_fd, inode, script)
+        if watch:
+            watch.close()
     # Its successor, for the clients to come: a fresh interpreter loads the new code.
     from shim.conmon.fork_client import start_server
 
     start_server(path, dict(os.environ))
     return 0
+
+
+def _watch_for_upgrades(package_dir: str):
+    """An inotify watch on the package, or None (no inotify instances or watches left):
+    then each request walks the package instead (code_identity)."""
+    from shim.conmon.upgrade_watch import UpgradeWatch
+
+    try:
+        return UpgradeWatch(package_dir)
+    except OSError:
+        return None
 
 
 def _read(fd: int) -> bytes:
@@ -186,7 +205,7 @@ def _sweep_claims(files: ServerFiles) -> None:
             pass
 
 
-def _serve_one(files: ServerFiles, client: ClientRef, script: str) -> None:
+def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd) -> None:
     """One client: a monitor forked for it, or a refusal; nothing for what is not a waiting
     client of this user (a recycled pid, a process of another)."""
     try:
@@ -202,7 +221,7 @@ def _serve_one(files: ServerFiles, client: ClientRef, script: str) -> None:
         if argv is None:
             return
         try:
-            request, fds = _take_client(client, pidfd, argv, files)
+            request, fds = _take_client(client, pidfd, argv, files, getfd)
         except (Refused, OSError, ValueError):
             _refuse_client(files, client, pidfd)
             return
@@ -231,7 +250,8 @@ def _client_of_this_server(client: ClientRef, script: str) -> list[str] | None:
     return found[1]
 
 
-def _take_client(client: ClientRef, pidfd: int, argv: list[str], files: ServerFiles) -> tuple[Request, list[int]]:
+def _take_client(client: ClientRef, pidfd: int, argv: list[str], files: ServerFiles,
+                 getfd) -> tuple[Request, list[int]]:
     """The client as a monitor takes it on: its context, and its fds (duplicates here)."""
     from shim.conmon.monitor import check_before_start
     from shim.conmon.options import check_options, parse_conmon_options
@@ -262,8 +282,6 @@ def _take_client(client: ClientRef, pidfd: int, argv: list[str], files: ServerFi
                     continue  # bash's own (its script)
             if _identity(os.stat(f"{proc}/fd/{target}")) in ours:
                 continue  # the client's FIFOs
-            from shim.process.pidfd import getfd
-
             fds.append(getfd(pidfd, target))
             request.fd_targets.append(target)
         start = env.get(START_PIPE)
@@ -330,17 +348,12 @@ def _claim(path: str) -> bool:
 
 
 def _fork_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: list[int]) -> None:
-    child = os.fork()
-    if child == 0:
+    if os.fork() == 0:
         code = 1
         try:
-            if os.fork() == 0:
-                code = _become_monitor(files, client, request, fds)
-            else:
-                code = 0
+            code = _become_monitor(files, client, request, fds)
         finally:
             os._exit(code)
-    os.waitpid(child, 0)
 
 
 def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: list[int]) -> int:
@@ -348,6 +361,9 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
     claim the container and tell the client, then be its monitor."""
     from shim.signals.mask import block_routed_signals
 
+    # First: with SIGCHLD ignored, as the server has it, the kernel would reap the
+    # monitor's children and no status would ever reach it.
+    _signal.signal(SIGCHLD, _signal.SIG_DFL)
     block_routed_signals()
     os.setsid()
     _place_fds(fds, request.fd_targets)  # and nothing of the server's stays open

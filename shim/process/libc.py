@@ -22,14 +22,15 @@ def function(name: str, result: str = "i"):
     return Function(_ctypes.dlsym(_ctypes.dlopen(None, os.RTLD_NOW), name))
 
 
-def long_argument(value: int):
-    """``value`` as a C long: what a variadic function such as ``syscall`` reads."""
+def long_type():
+    """The C long type, for the arguments of a variadic function such as ``syscall`` (a
+    plain int would leave the upper half of its register undefined)."""
     import _ctypes
 
     class Long(_ctypes._SimpleCData):
         _type_ = "l"
 
-    return Long(value)
+    return Long
 
 
 def errno() -> int:

@@ -9,13 +9,18 @@ import os
 SYS_PIDFD_GETFD = 438  # the same number on every architecture (asm-generic/unistd.h)
 
 
-def getfd(pidfd: int, target_fd: int) -> int:
-    """A duplicate of the process's ``target_fd`` here (close-on-exec); OSError if not."""
+def fd_getter():
+    """``getfd(pidfd, target_fd)``: a duplicate of the process's ``target_fd`` here
+    (close-on-exec), or OSError. Made once: the libc lookup is the costly part."""
     from shim.process import libc
 
-    arg = libc.long_argument
-    fd = libc.function("syscall", "l")(arg(SYS_PIDFD_GETFD), arg(pidfd), arg(target_fd), arg(0))
-    if fd < 0:
-        errno = libc.errno()
-        raise OSError(errno, f"pidfd_getfd({target_fd}): {os.strerror(errno)}")
-    return fd
+    syscall, long = libc.function("syscall", "l"), libc.long_type()
+
+    def getfd(pidfd: int, target_fd: int) -> int:
+        fd = syscall(long(SYS_PIDFD_GETFD), long(pidfd), long(target_fd), long(0))
+        if fd < 0:
+            errno = libc.errno()
+            raise OSError(errno, f"pidfd_getfd({target_fd}): {os.strerror(errno)}")
+        return fd
+
+    return getfd

@@ -172,9 +172,15 @@ def test_another_users_request_is_ignored(server):
 
 
 def forked_monitors(server) -> list[psutil.Process]:
-    """Monitors the test's server forked (re-parented to the test process, a subreaper)."""
-    return [p for p in psutil.Process().children() if p.pid != server.pid and "--fork-server" in p.cmdline()
-            and server.path in p.cmdline()]
+    """Monitors the test's server forked: its children, or the test process's once the
+    server is gone (the test process is a subreaper)."""
+    found = []
+    for parent in (psutil.Process(server.pid), psutil.Process()):
+        try:
+            found += [p for p in parent.children() if p.pid != server.pid and server.path in p.cmdline()]
+        except psutil.Error:
+            pass
+    return found
 
 
 @pytest.mark.parametrize("moment", ["server killed between fork and pidfile", "client gone before the claim"])
@@ -198,7 +204,7 @@ def test_the_server_or_the_client_dying_midway(engine, server, tmp_path, moment)
         if moment == "client gone before the claim":
             session.proc.kill()
             session.proc.wait()
-            assert monitor.wait(20) == 1  # it saw its client go: it ends
+            monitor.wait(20)  # it saw its client go: it ends (psutil.TimeoutExpired if not)
             assert not container_known(engine.runtime, cid)  # nothing was started
             assert session.read(timeout=5) is None  # and nothing was said
             return
