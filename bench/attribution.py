@@ -5,13 +5,13 @@ The monitor processes of one container under podman are:
 
 - the monitor itself, the pid podman reports (``--conmon-pidfile``), all its threads;
 - every run of the monitor's binary that podman started for it: the first process,
-  which daemonizes (conmon, ``shim-conmon``) or hands over to the fork server (the
-  client), and podman's ``--version`` checks. Their parent is one of the podman commands
-  the bench ran for the container, or podman's exit command (``podman container
-  cleanup``, a child of the monitor);
-- with the fork server: the server's own time while it served the container, and the
-  intermediate child it forks for each monitor (its parent is the server; it lives only
-  while the container starts, so it belongs to the container whose start was under way).
+  which daemonizes (conmon, the ``python3`` that ``shim-conmon`` execs when it monitors
+  alone) or hands over to the fork server (the bash client), and podman's ``--version``
+  checks. Their parent is one of the podman commands the bench ran for the container, or
+  podman's exit command (``podman container cleanup``, a child of the monitor);
+- with the fork server: the server's own time while it served the container, and any
+  other child it forked meanwhile (its parent is the server; the container's monitor is
+  one, counted once as the monitor).
 
 Not the monitor's: what it runs (the runtime's ``create``, the container, the exit
 command), which is the same whichever monitor runs it.
