@@ -44,7 +44,7 @@ _WARM = ("shim.conmon.monitor", "shim.conmon.host", "shim.conmon.daemon", "shim.
          "shim.notify.upstream", "shim.notify.membership", "shim.notify.protocol", "shim.process.oom",
          "shim.runtime.invoke", "shim.runtime.command", "shim.signals.router", "shim.signals.mask",
          "shim.process.trio_import", "shim.process.pidfd", "shim.process.libc", "shim.cli.parser", "shim.cgroups.membership",
-         "shim.conmon.sync_pipe", "shim.logs.drivers", "shim.state.files", "resource", "termios", "tty")
+         "shim.conmon.sync_pipe", "shim.logs.drivers", "shim.state.files", "array", "resource", "termios", "tty")
 
 
 class Refused(Exception):
@@ -325,12 +325,12 @@ def _refuse(files: ServerFiles, client: ClientRef, script: str) -> None:
         os.close(pidfd)
 
 
-def _refuse_client(files: ServerFiles, client: ClientRef, pidfd: int) -> None:
-    """SIGUSR2: the client runs its monitor itself. Only with the client's claim made here:
-    a client that already went on alone gets no signal."""
+def _refuse_client(files: ServerFiles, client: ClientRef, pidfd: int, claimed: bool = False) -> None:
+    """SIGUSR2: the client runs its monitor itself. Only with the client's claim made here
+    (or already made, ``claimed``): a client that already went on alone gets no signal."""
     import signal
 
-    if not _claim(files.claim(client)):
+    if not claimed and not _claim(files.claim(client)):
         return
     try:
         signal.pidfd_send_signal(pidfd, SIGUSR2)
@@ -357,8 +357,8 @@ def _fork_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: 
 
 
 def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: list[int]) -> int:
-    """In the grandchild: wait until the engine placed the client, take on its context,
-    claim the container and tell the client, then be its monitor."""
+    """In the child: wait until the engine placed the client, take on its context, claim
+    the container and tell the client, then be its monitor."""
     from shim.signals.mask import block_routed_signals
 
     # First: with SIGCHLD ignored, as the server has it, the kernel would reap the
@@ -372,13 +372,17 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
     except OSError:
         return 1
     env = dict(request.env)
-    if not _engine_placed(env, pidfd):
+    placed = _engine_placed(env, pidfd)
+    if placed is None:
         return 1  # the client is gone (it went on alone): nothing was started
     _join_cgroups(client.pid)
     claim = files.claim(client)
     if not _claim(claim):
         return 1  # the client went on alone
     try:
+        if not placed:  # the engine closed the start pipe unwritten: the client says so, as conmon
+            _refuse_client(files, client, pidfd, claimed=True)
+            return 1
         if not _tell_the_client(request, pidfd):
             return 1
     finally:
@@ -399,20 +403,29 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
     return run_forked(request.argv, env, frozenset(request.fd_targets))
 
 
-def _engine_placed(env: dict[str, str], pidfd: int) -> bool:
+def _engine_placed(env: dict[str, str], pidfd: int) -> bool | None:
     """Wait until the engine has put the client where the monitor must be: its start byte
-    is readable (not read: a client that goes on alone reads it). False when the client
-    exited first."""
+    is readable (not read: a client that goes on alone reads it). False when the engine
+    closed the pipe without a byte, None when the client exited first."""
     from shim.conmon.sync_pipe import START_PIPE, fd_from_env
 
     start_fd = fd_from_env(env, START_PIPE)
-    watched = [pidfd] if start_fd is None else [pidfd, start_fd]
-    while True:
-        ready = select.select(watched, [], [])[0]
-        if pidfd in ready:
-            return False
-        if ready:
-            return True
+    if start_fd is None:
+        return True
+    ready = select.select([pidfd, start_fd], [], [])[0]
+    if pidfd in ready:
+        return None
+    return _bytes_waiting(start_fd) > 0
+
+
+def _bytes_waiting(fd: int) -> int:
+    """FIONREAD: what a read would return now (0 at end of file), pipe or socket alike."""
+    import array
+    import termios
+
+    count = array.array("i", [0])
+    fcntl.ioctl(fd, termios.FIONREAD, count)
+    return count[0]
 
 
 def _tell_the_client(request: Request, pidfd: int) -> bool:

@@ -245,3 +245,26 @@ def test_a_client_the_server_refuses_monitors_alone_at_once(server):
                    what="the claim's removal")
     finally:
         session.close()
+
+
+def test_an_engine_that_closes_the_start_pipe_unwritten_starts_nothing(engine, server, tmp_path):
+    from tests.helpers.engine import MONITORS, Session, monitor_args
+    from tests.helpers.harness import new_container_id
+    from tests.helpers.runtimes import container_known
+
+    cid = new_container_id("unstarted")
+    engine.used.append(cid)
+    os.makedirs(tmp_path / "exits")
+    session = Session(MONITORS["shim-conmon"], monitor_args(cid, engine.runtime, engine.bundle(["true"]),
+                                                            str(tmp_path)),
+                      env={"SHIM_CONMON_FORK_SERVER": server.path})
+    try:
+        wait_until(lambda: forked_monitors(server), what="a forked monitor")
+        session.start.close()  # the engine gives up before its start byte
+        code, _, err = session.first_process()
+        # The forked monitor hands the client back to its own monitor, which says it as conmon would.
+        assert code == 1 and b"closed the start pipe without a start byte" in err, err
+        assert not (tmp_path / "conmon.pid").exists() and not container_known(engine.runtime, cid)
+        wait_until(lambda: not forked_monitors(server), what="the forked monitor's exit")
+    finally:
+        session.close()
