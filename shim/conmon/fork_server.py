@@ -357,8 +357,8 @@ def _fork_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: 
 
 
 def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: list[int]) -> int:
-    """In the child: wait until the engine placed the client, take on its context, claim
-    the container and tell the client, then be its monitor."""
+    """In the child: wait until the engine placed the client, claim the container and tell
+    the client, take on the client's context and cgroups, then be its monitor."""
     from shim.signals.mask import block_routed_signals
 
     # First: with SIGCHLD ignored, as the server has it, the kernel would reap the
@@ -375,7 +375,7 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
     placed = _engine_placed(env, pidfd)
     if placed is None:
         return 1  # the client is gone (it went on alone): nothing was started
-    _join_cgroups(client.pid)
+    cgroups = _cgroups_of(client.pid)  # read while the client is there; joined once it has left
     claim = files.claim(client)
     if not _claim(claim):
         return 1  # the client went on alone
@@ -391,6 +391,9 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
         except OSError:
             pass
         os.close(pidfd)
+    # After the client has gone: on cgroup v1 the first move can wait some 10 ms for an
+    # RCU grace period, and the engine need not wait for it.
+    _join_cgroups(cgroups)
     if not _take_the_start_byte(request, env):
         return 1
     os.environ.clear()
@@ -499,15 +502,21 @@ def _set_rlimits(limits: dict[str, tuple[int, int]]) -> None:
             pass  # above the server's hard limit without CAP_SYS_RESOURCE: keep the server's
 
 
-def _join_cgroups(client_pid: int) -> None:
-    """Enter every cgroup the client is in (the engine's monitor cgroup): v1
+def _cgroups_of(pid: int) -> str:
+    try:
+        with open(f"/proc/{pid}/cgroup") as f:
+            return f.read()
+    except OSError:
+        return ""
+
+
+def _join_cgroups(proc_cgroup: str) -> None:
+    """Enter every cgroup the client was in (the engine's monitor cgroup): v1
     hierarchies and the unified one, where this process sees them mounted. Best effort:
     an unprivileged user may not move itself."""
     from shim.cgroups.membership import hierarchies
 
     try:
-        with open(f"/proc/{client_pid}/cgroup") as f:
-            proc_cgroup = f.read()
         with open("/proc/self/mountinfo") as f:
             found = hierarchies(proc_cgroup, f.read()) or []
     except OSError:
