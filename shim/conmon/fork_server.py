@@ -10,9 +10,9 @@ can enter, and it checks each client's uid), and it leaves after ``IDLE_TIMEOUT`
 a request.
 
 Its client is the shim-conmon bash script, which cannot pass fds: the server takes them
-(shim.conmon.fork_protocol has the protocol). Monitors are its children, reaped by the
-kernel (SIGCHLD ignored: the server never waits), and owe the server nothing once forked:
-it can die at any moment without costing a container. A forked monitor takes on the client's fds at their
+(shim.conmon.fork_protocol has the protocol). Monitors are forked twice (grandchildren,
+adopted as conmon's are; the server keeps no children and waits for none) and owe the
+server nothing once forked: it can die at any moment without costing a container. A forked monitor takes on the client's fds at their
 numbers, its environment, cwd, umask, rlimits and cgroups (the engine placed the client in
 the container's monitor cgroup), and then is the engine front's monitor exactly
 (shim.conmon.monitor).
@@ -77,7 +77,7 @@ def serve(path: str) -> int:
     if listener is None:
         return 0  # another server has the path
     requests_fd, lock_fd, inode = listener
-    _signal.signal(SIGCHLD, _signal.SIG_IGN)  # monitors are reaped by the kernel, never waited for
+    _signal.signal(SIGCHLD, _signal.SIG_IGN)  # its children are reaped by the kernel, never waited for
     gc.freeze()  # what the server imported stays out of every monitor's collections
     idle = idle_timeout(dict(os.environ))
     script = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), CLIENT_SCRIPT)
@@ -348,16 +348,24 @@ def _claim(path: str) -> bool:
 
 
 def _fork_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: list[int]) -> None:
+    """Twice, as conmon forks: the monitor's parent is then whoever adopts orphans (PID 1 or
+    the nearest subreaper), and that is who must learn its exit status (systemd watches a
+    unit's monitor as its main process: a status reaped here would never reach it). The
+    intermediate child is reaped by the kernel (SIGCHLD ignored): the server waits for
+    nothing."""
     if os.fork() == 0:
         code = 1
         try:
-            code = _become_monitor(files, client, request, fds)
+            if os.fork() == 0:
+                code = _become_monitor(files, client, request, fds)
+            else:
+                code = 0
         finally:
             os._exit(code)
 
 
 def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds: list[int]) -> int:
-    """In the child: wait until the engine placed the client, claim the container and tell
+    """In the grandchild: wait until the engine placed the client, claim the container and tell
     the client, take on the client's context and cgroups, then be its monitor."""
     from shim.signals.mask import block_routed_signals
 

@@ -172,13 +172,15 @@ def test_another_users_request_is_ignored(server):
 
 
 def forked_monitors(server) -> list[psutil.Process]:
-    """Monitors the test's server forked: its children, or the test process's once the
-    server is gone (the test process is a subreaper)."""
+    """Monitors the test's server forked, adopted by the test process (a subreaper): a
+    monitor's parent must be whoever adopts orphans, never the server (systemd learns a
+    unit's exit status as the monitor's adopter)."""
     found = []
-    for parent in (psutil.Process(server.pid), psutil.Process()):
+    for child in psutil.Process().children():
         try:
-            found += [p for p in parent.children() if p.pid != server.pid and server.path in p.cmdline()]
-        except psutil.Error:
+            if child.pid != server.pid and server.path in child.cmdline():
+                found.append(child)
+        except psutil.Error:  # gone, or a zombie: no longer a monitor
             pass
     return found
 
@@ -218,6 +220,10 @@ def test_the_server_or_the_client_dying_midway(engine, server, tmp_path, moment)
         assert session.read()["data"] > 0
         engine.runtime_start(cid)
         assert wait_for_path(os.path.join(work, "exits", cid)) == "7"
+        # Its exit status reaches whoever adopted it (here the test process, a subreaper;
+        # under systemd, the unit's manager), not the server.
+        _, status = os.waitpid(monitor.pid, 0)
+        assert os.waitstatus_to_exitcode(status) == 7
     finally:
         session.close()
 
