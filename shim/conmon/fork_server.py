@@ -172,6 +172,7 @@ def _retire(files: ServerFiles, requests_fd: int, lock_fd: int, inode: int, scri
     try:
         if os.stat(files.requests).st_ino == inode:
             os.unlink(files.requests)
+            os.unlink(files.idle)  # (clients that wait on it keep their open end)
     except FileNotFoundError:
         pass
     clients, _ = split_requests(_read(requests_fd))

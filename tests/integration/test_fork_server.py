@@ -96,7 +96,7 @@ def test_started_on_demand_and_gone_when_idle(own_server_podman):
     # Idle for 2 s: the server leaves; its monitors stay, owing it nothing.
     wait_until(lambda: psutil.Process(server).status() == psutil.STATUS_ZOMBIE, what="the idle server's exit")
     os.waitpid(server, 0)
-    assert not os.path.exists(podman.server_path)
+    assert [os.path.exists(podman.server_path + suffix) for suffix in ("", ".pid", ".idle")] == [False] * 3
     assert podman.out("inspect", "--format", "{{.State.Running}}", cid) == "true"
     podman("stop", "-t", "0", cid)
     assert podman.out("inspect", "--format", "{{.State.ExitCode}}", cid) == "137"
