@@ -69,21 +69,19 @@ class ClientRef:
 
 
 class Request:
-    """What a monitor needs of its client: as the engine started the client."""
+    """What a monitor needs of its client: as the engine started the client, and its
+    options as the server checked them (shim.conmon.options.ConmonOptions)."""
 
-    __slots__ = ("argv", "env", "cwd", "umask", "rlimits", "fd_targets", "pidfile", "exec_attach")
+    __slots__ = ("options", "env", "cwd", "umask", "rlimits", "fd_targets")
 
-    def __init__(self, argv: list[str], env: dict[str, str], cwd: str, umask: int,
-                 rlimits: dict[str, tuple[int, int]], fd_targets: list[int], pidfile: str | None = None,
-                 exec_attach: bool = False) -> None:
-        self.argv = argv
+    def __init__(self, options, env: dict[str, str], cwd: str, umask: int, rlimits: dict[str, tuple[int, int]],
+                 fd_targets: list[int]) -> None:
+        self.options = options
         self.env = env
         self.cwd = cwd
         self.umask = umask
         self.rlimits = rlimits
         self.fd_targets = fd_targets
-        self.pidfile = pidfile  # --conmon-pidfile, absolute
-        self.exec_attach = exec_attach  # the monitor keeps the start pipe for a second byte
 
 
 def split_requests(buffer: bytes) -> tuple[list[ClientRef], bytes]:

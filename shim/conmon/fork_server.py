@@ -273,7 +273,7 @@ def _take_client(client: ClientRef, pidfd: int, argv: list[str], files: ServerFi
         _, umask = status_ids_and_umask(f.read())
     if umask is None:
         raise Refused("no umask in /proc")
-    request = Request(argv, env, cwd, umask, _rlimits(client.pid), [], options.conmon_pidfile, options.exec_attach)
+    request = Request(options, env, cwd, umask, _rlimits(client.pid), [])
     ours = {_identity(os.stat(path)) for path in (files.requests, files.idle)}
     fds: list[int] = []
     try:
@@ -412,7 +412,7 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
     _set_rlimits(request.rlimits)
     from shim.conmon.monitor import run_forked
 
-    return run_forked(request.argv, env, frozenset(request.fd_targets))
+    return run_forked(request.options, env, frozenset(request.fd_targets))
 
 
 def _engine_placed(env: dict[str, str], pidfd: int) -> bool | None:
@@ -448,8 +448,8 @@ def _tell_the_client(request: Request, pidfd: int) -> bool:
     from shim.state.files import write_atomic
 
     try:
-        if request.pidfile:
-            write_atomic(request.pidfile, str(os.getpid()).encode())
+        if request.options.conmon_pidfile:
+            write_atomic(request.options.conmon_pidfile, str(os.getpid()).encode())
         signal.pidfd_send_signal(pidfd, SIGUSR1)
     except OSError:
         try:
@@ -475,7 +475,7 @@ def _take_the_start_byte(request: Request, env: dict[str, str]) -> bool:
             return False
     except ShimError:
         return False
-    if not request.exec_attach:
+    if not request.options.exec_attach:
         os.close(start_fd)  # the monitor has no start pipe after the first byte (but to exec-attach)
         del env[START_PIPE]
         request.fd_targets.remove(start_fd)

@@ -55,23 +55,25 @@ def main(argv: list[str] | None = None, env: dict[str, str] | None = None) -> in
     if values.get("help"):
         sys.stdout.write(usage())
         return 0
-    return _monitor(values, env, inherited, forked=False, verdict=verdict)
+    return _monitor(values, env, inherited, verdict)
 
 
-def run_forked(argv: list[str], env: dict[str, str], inherited: frozenset[int]) -> int:
+def run_forked(options, env: dict[str, str], inherited: frozenset[int]) -> int:
     """The monitor the fork server forked for a client (shim.conmon.fork_server): the same
-    monitor, from the point where it is on its own. The client parsed the same argv."""
-    return _monitor(parse_conmon_options(argv), env, inherited, forked=True)
+    monitor, from the point where it is on its own; the server checked the options."""
+    return _run(options, env, inherited, forked=True)
 
 
-def _monitor(values: dict, env: dict[str, str], inherited: frozenset[int], forked: bool,
-             verdict: str | None = None) -> int:
-    diagnostics = Diagnostics(name=IDENTIFIER)
+def _monitor(values: dict, env: dict[str, str], inherited: frozenset[int], verdict: str) -> int:
     try:
         options = check_options(values, os.getcwd())
-    except ShimError as e:  # when forked: only a file system that changed since the client checked
-        diagnostics.error(e.message)
+    except ShimError as e:
+        Diagnostics(name=IDENTIFIER).error(e.message)
         return MONITOR_FAILED
+    return _run(options, env, inherited, forked=False, verdict=verdict)
+
+
+def _run(options, env: dict[str, str], inherited: frozenset[int], forked: bool, verdict: str | None = None) -> int:
     diagnostics = Diagnostics(options.log_level, name=IDENTIFIER)
     if options.syslog:
         from shim.logs.journal_protocol import SystemLog
