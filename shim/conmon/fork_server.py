@@ -216,13 +216,13 @@ def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd) -> Non
     fds: list[int] = []
     try:
         try:
-            argv = _client_of_this_server(client, script)
+            found = _client_of_this_server(client, script)
         except (OSError, ValueError):
             return
-        if argv is None:
+        if found is None:
             return
         try:
-            request, fds = _take_client(client, pidfd, argv, files, getfd)
+            request, fds = _take_client(client, pidfd, *found, files, getfd)
         except (Refused, OSError, ValueError):
             _refuse_client(files, client, pidfd)
             return
@@ -233,25 +233,25 @@ def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd) -> Non
             os.close(fd)
 
 
-def _client_of_this_server(client: ClientRef, script: str) -> list[str] | None:
-    """The engine's argv for the monitor when ``client`` is a live shim-conmon of this
-    server's installation and user, started when it says."""
+def _client_of_this_server(client: ClientRef, script: str) -> tuple[list[str], int] | None:
+    """The engine's argv for the monitor and the client's umask, when ``client`` is a live
+    shim-conmon of this server's installation and user, started when it says."""
     proc = f"/proc/{client.pid}"
     with open(f"{proc}/stat") as f:
         if start_time(f.read()) != client.start:
             return None
     with open(f"{proc}/status") as f:
-        uids, _ = status_ids_and_umask(f.read())
-    if not uids or any(uid != os.geteuid() for uid in uids[:2]):
+        uids, umask = status_ids_and_umask(f.read())
+    if not uids or any(uid != os.geteuid() for uid in uids[:2]) or umask is None:
         return None
     with open(f"{proc}/cmdline", "rb") as f:
         found = client_argv(split_nul(f.read()))
     if found is None or os.path.realpath(found[0]) != os.path.realpath(script):
         return None
-    return found[1]
+    return found[1], umask
 
 
-def _take_client(client: ClientRef, pidfd: int, argv: list[str], files: ServerFiles,
+def _take_client(client: ClientRef, pidfd: int, argv: list[str], umask: int, files: ServerFiles,
                  getfd) -> tuple[Request, list[int]]:
     """The client as a monitor takes it on: its context, and its fds (duplicates here)."""
     from shim.conmon.monitor import check_before_start
@@ -269,10 +269,6 @@ def _take_client(client: ClientRef, pidfd: int, argv: list[str], files: ServerFi
         raise Refused("--sync: the caller waits for the monitor as its child")
     with open(f"{proc}/environ", "rb") as f:
         env = environment(f.read())
-    with open(f"{proc}/status") as f:
-        _, umask = status_ids_and_umask(f.read())
-    if umask is None:
-        raise Refused("no umask in /proc")
     request = Request(options, env, cwd, umask, _rlimits(client.pid), [])
     ours = {_identity(os.stat(path)) for path in (files.requests, files.idle)}
     fds: list[int] = []

@@ -274,3 +274,30 @@ def test_an_engine_that_closes_the_start_pipe_unwritten_starts_nothing(engine, s
         wait_until(lambda: not forked_monitors(server), what="the forked monitor's exit")
     finally:
         session.close()
+
+
+def test_a_client_that_waits_in_vain_monitors_alone_without_the_servers_fifos(engine, server, tmp_path):
+    from tests.helpers.engine import MONITORS, Session, monitor_args
+    from tests.helpers.harness import new_container_id
+
+    cid = new_container_id("waited")
+    engine.used.append(cid)
+    os.makedirs(tmp_path / "exits")
+    os.kill(server.pid, signal.SIGSTOP)  # a hung server: the request is never read
+    session = Session(MONITORS["shim-conmon"], monitor_args(cid, engine.runtime, engine.bundle(["sleep", "100"]),
+                                                            str(tmp_path)),
+                      env={"SHIM_CONMON_FORK_SERVER": server.path})
+    try:
+        session.go()
+        code, _, err = session.first_process()  # after the client's 5 s
+        assert code == 0, err
+        monitor = int((tmp_path / "conmon.pid").read_text())
+        assert session.read()["data"] > 0  # created by the client's own monitor
+        fifos = {(info.st_dev, info.st_ino) for info in map(os.stat, (server.path, server.path + ".idle"))}
+        held = {(info.st_dev, info.st_ino) for info in (os.stat(f"/proc/{monitor}/fd/{n}")
+                                                         for n in os.listdir(f"/proc/{monitor}/fd"))}
+        assert not fifos & held, "the monitor holds the server's FIFOs"
+    finally:
+        os.kill(server.pid, signal.SIGCONT)  # it then finds the request's process no client any more
+        session.close()
+    assert forked_monitors(server) == []
