@@ -185,20 +185,28 @@ def forked_monitors(server) -> list[psutil.Process]:
     return found
 
 
+def session_with(server, engine, work, name: str, command: list[str]):
+    """The real client script asking the test's server for a monitor of a new container
+    (``command`` in a busybox bundle), with the engine's pipes, its files in ``work``."""
+    from tests.helpers.engine import MONITORS, Session, monitor_args
+    from tests.helpers.harness import new_container_id
+
+    cid = new_container_id(name)
+    engine.used.append(cid)
+    os.makedirs(os.path.join(work, "exits"))
+    session = Session(MONITORS["shim-conmon"], monitor_args(cid, engine.runtime, engine.bundle(command), str(work)),
+                      env={"SHIM_CONMON_FORK_SERVER": server.path})
+    return cid, session
+
+
 @pytest.mark.parametrize("moment", ["server killed between fork and pidfile", "client gone before the claim"])
 def test_the_server_or_the_client_dying_midway(engine, server, tmp_path, moment):
-    from tests.helpers.engine import MONITORS, Session, monitor_args, wait_for_path
-    from tests.helpers.harness import new_container_id
+    from tests.helpers.engine import wait_for_path
     from tests.helpers.runtimes import container_known
 
-    bundle = engine.bundle(["sh", "-c", "exit 7"])
-    cid = new_container_id("forked")
-    engine.used.append(cid)
     work = str(tmp_path)
-    os.makedirs(os.path.join(work, "exits"))
     pidfile = os.path.join(work, "conmon.pid")  # monitor_args names it
-    session = Session(MONITORS["shim-conmon"], monitor_args(cid, engine.runtime, bundle, work),
-                      env={"SHIM_CONMON_FORK_SERVER": server.path})
+    cid, session = session_with(server, engine, work, "forked", ["sh", "-c", "exit 7"])
     try:
         # The monitor is forked, and waits for the engine's start byte before it claims.
         monitor = wait_until(lambda: forked_monitors(server), what="a forked monitor")[0]
@@ -254,16 +262,9 @@ def test_a_client_the_server_refuses_monitors_alone_at_once(server):
 
 
 def test_an_engine_that_closes_the_start_pipe_unwritten_starts_nothing(engine, server, tmp_path):
-    from tests.helpers.engine import MONITORS, Session, monitor_args
-    from tests.helpers.harness import new_container_id
     from tests.helpers.runtimes import container_known
 
-    cid = new_container_id("unstarted")
-    engine.used.append(cid)
-    os.makedirs(tmp_path / "exits")
-    session = Session(MONITORS["shim-conmon"], monitor_args(cid, engine.runtime, engine.bundle(["true"]),
-                                                            str(tmp_path)),
-                      env={"SHIM_CONMON_FORK_SERVER": server.path})
+    cid, session = session_with(server, engine, tmp_path, "unstarted", ["true"])
     try:
         wait_until(lambda: forked_monitors(server), what="a forked monitor")
         session.start.close()  # the engine gives up before its start byte
@@ -277,16 +278,8 @@ def test_an_engine_that_closes_the_start_pipe_unwritten_starts_nothing(engine, s
 
 
 def test_a_client_that_waits_in_vain_monitors_alone_without_the_servers_fifos(engine, server, tmp_path):
-    from tests.helpers.engine import MONITORS, Session, monitor_args
-    from tests.helpers.harness import new_container_id
-
-    cid = new_container_id("waited")
-    engine.used.append(cid)
-    os.makedirs(tmp_path / "exits")
     os.kill(server.pid, signal.SIGSTOP)  # a hung server: the request is never read
-    session = Session(MONITORS["shim-conmon"], monitor_args(cid, engine.runtime, engine.bundle(["sleep", "100"]),
-                                                            str(tmp_path)),
-                      env={"SHIM_CONMON_FORK_SERVER": server.path})
+    _, session = session_with(server, engine, tmp_path, "waited", ["sleep", "100"])
     try:
         session.go()
         code, _, err = session.first_process()  # after the client's 5 s
