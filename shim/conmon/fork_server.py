@@ -31,6 +31,7 @@ import _signal
 from shim.conmon.fork_protocol import (O_CLOEXEC_FLAG, ClientRef, Request, ServerFiles, claim_owner, client_argv,
                                        code_identity, environment, fd_flags, split_nul, split_requests, start_time,
                                        status_ids_and_umask)
+from shim.conmon.sync_pipe import START_PIPE, fd_from_env, wait_for_start
 from shim.signals.catalog import SIGCHLD, SIGUSR1, SIGUSR2
 
 IDLE_TIMEOUT = 60.0  # seconds without a request before the server leaves (default)
@@ -44,7 +45,7 @@ _WARM = ("shim.conmon.monitor", "shim.conmon.host", "shim.conmon.daemon", "shim.
          "shim.notify.upstream", "shim.notify.membership", "shim.notify.protocol", "shim.process.oom",
          "shim.runtime.invoke", "shim.runtime.command", "shim.signals.router", "shim.signals.mask",
          "shim.process.trio_import", "shim.process.pidfd", "shim.process.libc", "shim.cli.parser", "shim.cgroups.membership",
-         "shim.conmon.sync_pipe", "shim.logs.drivers", "shim.state.files", "array", "resource", "termios", "tty")
+         "shim.logs.drivers", "shim.state.files", "resource", "termios", "tty")
 
 
 class Refused(Exception):
@@ -194,16 +195,21 @@ def _sweep_claims(files: ServerFiles) -> None:
         client = claim_owner(found, name)
         if client is None:
             continue
-        try:
-            with open(f"/proc/{client.pid}/stat") as f:
-                if start_time(f.read()) == client.start:
-                    continue
-        except (OSError, ValueError):
-            pass
+        if _still_running(client):
+            continue
         try:
             os.unlink(os.path.join(directory, found))
         except OSError:
             pass
+
+
+def _still_running(client: ClientRef) -> bool:
+    """The process the client named itself as is alive (not a later one with its pid)."""
+    try:
+        with open(f"/proc/{client.pid}/stat") as f:
+            return start_time(f.read()) == client.start
+    except (OSError, ValueError):
+        return False
 
 
 def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd) -> None:
@@ -236,10 +242,9 @@ def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd) -> Non
 def _client_of_this_server(client: ClientRef, script: str) -> tuple[list[str], int] | None:
     """The engine's argv for the monitor and the client's umask, when ``client`` is a live
     shim-conmon of this server's installation and user, started when it says."""
+    if not _still_running(client):
+        return None
     proc = f"/proc/{client.pid}"
-    with open(f"{proc}/stat") as f:
-        if start_time(f.read()) != client.start:
-            return None
     with open(f"{proc}/status") as f:
         uids, umask = status_ids_and_umask(f.read())
     if not uids or any(uid != os.geteuid() for uid in uids[:2]) or umask is None:
@@ -256,7 +261,6 @@ def _take_client(client: ClientRef, pidfd: int, argv: list[str], umask: int, fil
     """The client as a monitor takes it on: its context, and its fds (duplicates here)."""
     from shim.conmon.monitor import check_before_start
     from shim.conmon.options import check_options, parse_conmon_options
-    from shim.conmon.sync_pipe import START_PIPE
     from shim.errors import ShimError
 
     proc = f"/proc/{client.pid}"
@@ -377,7 +381,8 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
     except OSError:
         return 1
     env = dict(request.env)
-    placed = _engine_placed(env, pidfd)
+    start_fd = fd_from_env(env, START_PIPE)  # the server checked it is one of the client's fds
+    placed = _engine_placed(start_fd, pidfd)
     if placed is None:
         return 1  # the client is gone (it went on alone): nothing was started
     cgroups = _cgroups_of(client.pid)  # read while the client is there; joined once it has left
@@ -399,7 +404,7 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
     # After the client has gone: on cgroup v1 the first move can wait some 10 ms for an
     # RCU grace period, and the engine need not wait for it.
     _join_cgroups(cgroups)
-    if not _take_the_start_byte(request, env):
+    if not _take_the_start_byte(request, env, start_fd):
         return 1
     os.environ.clear()
     os.environ.update(env)
@@ -411,13 +416,10 @@ def _become_monitor(files: ServerFiles, client: ClientRef, request: Request, fds
     return run_forked(request.options, env, frozenset(request.fd_targets))
 
 
-def _engine_placed(env: dict[str, str], pidfd: int) -> bool | None:
+def _engine_placed(start_fd: int | None, pidfd: int) -> bool | None:
     """Wait until the engine has put the client where the monitor must be: its start byte
     is readable (not read: a client that goes on alone reads it). False when the engine
     closed the pipe without a byte, None when the client exited first."""
-    from shim.conmon.sync_pipe import START_PIPE, fd_from_env
-
-    start_fd = fd_from_env(env, START_PIPE)
     if start_fd is None:
         return True
     ready = select.select([pidfd, start_fd], [], [])[0]
@@ -428,12 +430,9 @@ def _engine_placed(env: dict[str, str], pidfd: int) -> bool | None:
 
 def _bytes_waiting(fd: int) -> int:
     """FIONREAD: what a read would return now (0 at end of file), pipe or socket alike."""
-    import array
     import termios
 
-    count = array.array("i", [0])
-    fcntl.ioctl(fd, termios.FIONREAD, count)
-    return count[0]
+    return int.from_bytes(fcntl.ioctl(fd, termios.FIONREAD, bytes(4)), sys.byteorder)
 
 
 def _tell_the_client(request: Request, pidfd: int) -> bool:
@@ -457,13 +456,11 @@ def _tell_the_client(request: Request, pidfd: int) -> bool:
     return True
 
 
-def _take_the_start_byte(request: Request, env: dict[str, str]) -> bool:
+def _take_the_start_byte(request: Request, env: dict[str, str], start_fd: int | None) -> bool:
     """Read the engine's start byte, as the client would have before it forked. False when
     the engine closed the pipe unwritten: nothing may be started."""
-    from shim.conmon.sync_pipe import START_PIPE, fd_from_env, wait_for_start
     from shim.errors import ShimError
 
-    start_fd = fd_from_env(env, START_PIPE)
     if start_fd is None:
         return True
     try:
