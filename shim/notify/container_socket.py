@@ -25,7 +25,7 @@ MAX_FDS = 253  # Linux refuses more per SCM_RIGHTS message
 _ANCILLARY_SPACE = socket.CMSG_SPACE(MAX_FDS * 4) + socket.CMSG_SPACE(12)
 _RECEIVE_BUFFER = 8 * 1024 * 1024  # room for bursts (podman's notify proxy uses the same)
 SO_RCVBUFFORCE = getattr(socket, "SO_RCVBUFFORCE", 33)  # <asm-generic/socket.h>; not in Python 3.11
-_BATCH = 64  # datagrams handled before yielding to the other tasks
+_BATCH = 64  # datagrams read before polling again
 _INT_SIZE = 4  # sizeof(int): the fds of an SCM_RIGHTS message
 
 
@@ -89,26 +89,51 @@ class ContainerNotifySocket:
         self.sock.close()
 
     async def relay(self, is_container_process, upstream, on_signals_ready, diagnostics) -> None:
-        """Receive, judge and forward datagrams until cancelled."""
+        """Receive, judge and forward datagrams until cancelled.
+
+        In a thread of its own, blocked in poll() between datagrams, not in a trio task:
+        a trio task pays a pass of trio's run loop per wake-up, which measured here (one
+        datagram at a time, as a service sends READY=1 or WATCHDOG=1) cost some 70 us of
+        CPU each, more than the whole relay in a thread (40 us, the kernel's part
+        included), and a datagram waits for all of it on a busy CPU. The thread stops when
+        the host falls behind (the backlog then waits in the container's socket, as
+        before) and starts again once the queue has room."""
         import trio
+
+        token = trio.lowlevel.current_trio_token()
+
+        def signals_ready_in_trio() -> None:
+            token.run_sync_soon(on_signals_ready)
 
         while True:
             if not upstream.has_room():
                 await upstream.wait_for_room()  # the host is behind: let the backlog wait here
-            await trio.lowlevel.wait_readable(self.sock)
-            read, _ = self.receive(is_container_process, upstream, on_signals_ready, diagnostics)
-            if read == _BATCH:  # a full batch: let the other tasks run before the next one
-                await trio.lowlevel.checkpoint()
+            await run_in_thread(lambda stop_fd: self._relay_until(stop_fd, is_container_process, upstream,
+                                                                  signals_ready_in_trio, diagnostics))
 
-    def receive(self, is_container_process, upstream, on_signals_ready, diagnostics) -> tuple[int, bool]:
-        """Receive, judge and forward what is waiting, up to a batch, without blocking (and
-        without trio: ``shim run`` relays this way until trio runs). Returns how many
-        datagrams were read, and whether READY=1 went upstream."""
+    def _relay_until(self, stop_fd, is_container_process, upstream, on_signals_ready, diagnostics) -> None:
+        """The relay thread: until ``stop_fd`` is readable or the upstream queue is full."""
+        import select
+
+        poller = select.poll()
+        poller.register(self.sock.fileno(), select.POLLIN)
+        poller.register(stop_fd, select.POLLIN)
+        while upstream.has_room():
+            for fd, _ in poller.poll():
+                if fd == stop_fd:
+                    return
+            self.receive(is_container_process, upstream, on_signals_ready, diagnostics, limit=1)
+
+    def receive(self, is_container_process, upstream, on_signals_ready, diagnostics,
+                limit: int = _BATCH) -> tuple[int, bool]:
+        """Receive, judge and forward what is waiting, up to a batch, without blocking:
+        called by the relay thread, and by ``shim run``'s main thread until trio runs.
+        Returns how many datagrams were read, and whether READY=1 went upstream."""
         debug = diagnostics.enabled("debug")
         verified: dict[int, bool] = {}  # per batch: a pid cannot be recycled that fast
         read = 0
         ready = False
-        while read < _BATCH:
+        while read < limit:
             try:
                 data, ancillary, flags, _ = self.sock.recvmsg(
                     NOTIFY_BUFFER_MAX, _ANCILLARY_SPACE, socket.MSG_DONTWAIT | socket.MSG_CMSG_CLOEXEC)
@@ -139,6 +164,28 @@ class ContainerNotifySocket:
                 upstream.barrier(fds.pop())
             close_all(fds)
         return read, ready
+
+
+async def run_in_thread(work) -> None:
+    """``work(stop_fd)`` in a worker thread until it returns; when the caller is cancelled,
+    ``stop_fd`` (an eventfd) becomes readable and the thread is waited for, so nothing it
+    uses is closed under it."""
+    import trio
+
+    async def stop_when_cancelled() -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            os.eventfd_write(stop_fd, 1)
+
+    stop_fd = os.eventfd(0, os.EFD_CLOEXEC)
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(stop_when_cancelled)
+            await trio.to_thread.run_sync(work, stop_fd)  # not abandoned when cancelled: waited for
+            nursery.cancel_scope.cancel()
+    finally:
+        os.close(stop_fd)
 
 
 def _unpack(ancillary) -> tuple[list[int], int]:

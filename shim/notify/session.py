@@ -115,3 +115,5 @@ class NotifySession:
         self.upstream.close()
         if self.container_socket is not None:
             self.container_socket.close()
+        if self._membership is not None:
+            self._membership.close()

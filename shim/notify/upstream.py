@@ -15,12 +15,17 @@ The relay asks ``has_room`` before it reads the container's next datagrams: when
 falls behind, the backlog stays in the container's socket (and then in the container,
 whose sends wait), instead of overflowing here. Messages are dropped only when the shim's
 own queue is full, which the relay never lets happen.
+
+Two threads send: the relay's own (shim.notify.container_socket) and trio's (the shim's
+own messages, and ``run``, which drains the queue). A lock keeps the queue and the order
+of what goes out whole; a thread that is not trio's wakes ``run`` through trio's token.
 """
 
 from __future__ import annotations
 
 import os
 
+import _thread  # built in, unlike threading: Upstream is made before runtime create
 # _socket, the C module behind socket: the same sockets without socket.py's enums and
 # selectors (about 3 ms), on the path to the container's start (the upstream socket is
 # connected before runtime create).
@@ -46,6 +51,9 @@ class Upstream:
         self._wakeup = None  # a trio.Event while run() waits for work
         self._room = None  # a trio.Event while the relay waits for the backlog to shrink
         self._warned: set[str] = set()
+        self._lock = _thread.allocate_lock()  # the queue, and sending in its order
+        self._token = None  # trio's token and thread, while run() drains the queue
+        self._trio_thread: int | None = None
         self.sent = 0
         self.dropped = 0
         self._sock = _socket.socket(_socket.AF_UNIX, _socket.SOCK_DGRAM | _socket.SOCK_NONBLOCK | _socket.SOCK_CLOEXEC)
@@ -58,10 +66,11 @@ class Upstream:
             self._sock = None
 
     def send(self, message: bytes) -> None:
-        """Send now if nothing is queued, else queue (in order) for ``run``."""
-        if not self._queue and self._try_send(message):
-            return
-        self._enqueue(message, None)
+        """Send now if nothing is queued, else queue (in order) for ``run``. Any thread."""
+        with self._lock:
+            if not self._queue and self._try_send(message):
+                return
+            self._enqueue(message, None)
 
     def has_room(self) -> bool:
         return len(self._queue) < RELAY_ROOM
@@ -75,11 +84,12 @@ class Upstream:
             await self._room.wait()
 
     def barrier(self, fd: int) -> None:
-        """Close ``fd`` once every message queued before it went out."""
-        if not self._queue:
-            os.close(fd)
-        else:
-            self._enqueue(None, fd)
+        """Close ``fd`` once every message queued before it went out. Any thread."""
+        with self._lock:
+            if not self._queue:
+                os.close(fd)
+            else:
+                self._enqueue(None, fd)
 
     def _try_send(self, message: bytes) -> bool:
         """True when the message is dealt with (sent, or lost for good); False: no room."""
@@ -98,6 +108,7 @@ class Upstream:
         return True
 
     def _enqueue(self, message: bytes | None, fd: int | None) -> None:
+        """With the lock held."""
         if len(self._queue) >= QUEUE_LIMIT:
             self.dropped += 1
             if fd is not None:
@@ -107,24 +118,41 @@ class Upstream:
             return
         self._queue.append((message, fd))
         if self._wakeup is not None:
+            if _thread.get_ident() == self._trio_thread:
+                self._wakeup.set()
+            else:
+                self._token.run_sync_soon(self._wake_run)
+
+    def _wake_run(self) -> None:
+        if self._wakeup is not None:
             self._wakeup.set()
 
     async def run(self) -> None:
         """Drain what had to wait; runs as long as the container's supervision."""
         import trio
 
+        self._token, self._trio_thread = trio.lowlevel.current_trio_token(), _thread.get_ident()
         while True:
-            while not self._queue:
-                self._wakeup = trio.Event()
-                await self._wakeup.wait()
+            with self._lock:
+                if not self._queue:  # decided with the lock held: an _enqueue now sees the event
+                    self._wakeup = trio.Event()
+                    wakeup = self._wakeup
+                else:
+                    wakeup = None
+                    message, fd = self._queue[0]
+                    if message is None:
+                        os.close(fd)  # type: ignore[arg-type]
+                        self._queue.pop(0)
+                        sent = True
+                    else:
+                        sent = self._try_send(message)
+                        if sent:
+                            self._queue.pop(0)
+            if wakeup is not None:
+                await wakeup.wait()
                 self._wakeup = None
-            message, fd = self._queue[0]
-            if message is None:
-                os.close(fd)  # type: ignore[arg-type]
-                self._queue.pop(0)
-            elif self._try_send(message):
-                self._queue.pop(0)
-            else:
+                continue
+            if not sent:
                 await trio.lowlevel.wait_writable(self._sock)
             if self._room is not None and self.has_room():
                 self._room.set()

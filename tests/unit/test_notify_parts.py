@@ -41,6 +41,95 @@ def test_membership_of_real_processes():
     assert not ContainerMembership((CGROUP2, "/no/such/cgroup")).contains(os.getpid())
 
 
+def _open_fds() -> int:
+    return len(os.listdir("/proc/self/fd"))
+
+
+def test_membership_remembers_a_live_sender_and_forgets_it_once_gone():
+    import subprocess
+
+    me = ContainerMembership.of_init(os.getpid())
+    child = subprocess.Popen(["sleep", "60"])
+    try:
+        before = _open_fds()
+        assert me.contains(child.pid)
+        assert _open_fds() == before + 1  # its pidfd, kept
+        assert me.contains(child.pid)  # from the pidfd, no second one
+        assert _open_fds() == before + 1
+    finally:
+        child.kill()
+        child.wait()
+    assert not me.contains(child.pid)  # gone: forgotten, its pidfd closed
+    assert _open_fds() == before
+    me.close()
+
+
+def test_membership_holds_a_bounded_number_of_pidfds():
+    import subprocess
+
+    from shim.notify.membership import KNOWN_SENDERS_MAX
+
+    me = ContainerMembership.of_init(os.getpid())
+    children = [subprocess.Popen(["sleep", "60"]) for _ in range(KNOWN_SENDERS_MAX + 3)]
+    try:
+        before = _open_fds()
+        assert all(me.contains(child.pid) for child in children)
+        assert _open_fds() == before + KNOWN_SENDERS_MAX
+        me.close()
+        assert _open_fds() == before
+    finally:
+        for child in children:
+            child.kill()
+            child.wait()
+
+
+async def test_upstream_run_is_woken_by_a_send_from_another_thread(tmp_path):
+    sock, path = listener(tmp_path)
+    up = Upstream(path, Diagnostics())
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(up.run)
+        await trio.testing.wait_all_tasks_blocked()  # run() sleeps: nothing is queued
+        filler = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        filler.connect(path)
+        filler.setblocking(False)
+        filled = 0
+        with pytest.raises(BlockingIOError):
+            while True:  # the host's socket full: the next send has to queue
+                filler.send(b"filler")
+                filled += 1
+        # The relay thread's send: it queues, and wakes run() through trio's token.
+        await trio.to_thread.run_sync(up.send, b"STATUS=from a thread")
+        assert up._queue and up.sent == 0
+        got = []
+        with trio.fail_after(5):
+            while len(got) < filled + 1:
+                await trio.lowlevel.wait_readable(sock)
+                got.append(sock.recv(100))
+        nursery.cancel_scope.cancel()
+    assert got[-1] == b"STATUS=from a thread" and up.sent == 1
+    filler.close()
+    up.close()
+
+
+async def test_run_in_thread_stops_the_thread_when_cancelled():
+    import threading
+
+    from shim.notify.container_socket import run_in_thread
+
+    started, stopped = threading.Event(), threading.Event()
+
+    def work(stop_fd):
+        import select
+
+        started.set()
+        select.select([stop_fd], [], [])
+        stopped.set()
+
+    with trio.move_on_after(0.2):
+        await run_in_thread(work)
+    assert started.is_set() and stopped.is_set()  # waited for, not abandoned
+
+
 def test_root_ids():
     assert container_root_ids({}) == (0, 0)
     config = {"linux": {"uidMappings": [{"containerID": 0, "hostID": 100000, "size": 65536}],
