@@ -19,7 +19,8 @@ needs write access above the container's cgroup, which the container has not).
 from __future__ import annotations
 
 import os
-import signal
+
+import _signal  # the C module: signal.py would load enum (some 5 ms) while systemd boots
 
 from shim.cgroups.membership import CGROUP2, SYSTEMD_NAME, parse_proc_cgroup
 
@@ -94,7 +95,7 @@ class ContainerMembership:
 def _alive(pidfd: int) -> bool:
     """Whether the process has not exited (a zombie still counts, as its /proc does)."""
     try:
-        signal.pidfd_send_signal(pidfd, 0)
+        _signal.pidfd_send_signal(pidfd, 0)
     except ProcessLookupError:
         return False
     except PermissionError:

@@ -51,3 +51,35 @@ def test_the_installed_script_loads_only_its_budget_before_create(shim_runc, tmp
     assert [name for name in loaded if name not in BUDGET] == [], "modules beyond the budget"
     # all of it from bytecode (.ci/install compiles the -OO bytecode the script's interpreter loads)
     assert sources_read_before(trace.read_text(), "fake-runtime") == []
+
+
+# What the notify relay loads once the container runs, before trio: a systemd payload boots
+# then, on the same CPUs, and READY=1 waits for it.
+_NOTIFY_AFTER_START = r"""
+import os, sys
+import _socket as socket  # not socket.py: it loads enum, which must show if the shim loads it
+host = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+host.bind(sys.argv[1] + "/host.sock")
+before = set(sys.modules)
+from shim.diagnostics import Diagnostics
+from shim.notify.session import CONTAINER, NotifySession
+session = NotifySession(CONTAINER, sys.argv[1] + "/host.sock", Diagnostics())
+session.open_container_socket(sys.argv[1] + "/notify", None)
+session.container_started(os.getpid())
+sender = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+sender.sendto(b"READY=1", sys.argv[1] + "/notify/notify.sock")
+assert session.relay_waiting(lambda: None) == (True, True)
+assert host.recv(100) == b"MAINPID=%d" % os.getpid() and host.recv(100) == b"READY=1"
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_relaying_readiness_before_trio_loads_nothing_heavy(tmp_path):
+    proc = subprocess.run([sys.executable, "-I", "-c", _NOTIFY_AFTER_START, str(tmp_path)],
+                          capture_output=True, text=True, timeout=60,
+                          cwd=os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))))
+    assert proc.returncode == 0, proc.stderr
+    loaded = set(proc.stdout.split())
+    assert "shim.notify.membership" in loaded  # the path under test ran
+    heavy = HEAVY | {"signal"}  # signal.py loads enum; the C module _signal has what the shim needs
+    assert not heavy & loaded, f"heavy modules: {sorted(heavy & loaded)}"
