@@ -306,6 +306,8 @@ def open_output(options, container_id: str, stderr, diagnostics):
 def report_exit(options, exit_command: str | None, exit_status: int, reaper: Reaper, env: dict[str, str],
                 diagnostics) -> None:
     """The exit file, then the exit command: the container is gone."""
+    if options.exit_dir is None and exit_command is None:
+        return  # without importing what would do it: this is on the way to the exit status
     from shim.lifecycle.exit import run_exit_command, write_or_warn
 
     if options.exit_dir is not None:
