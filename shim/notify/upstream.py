@@ -135,19 +135,10 @@ class Upstream:
         while True:
             with self._lock:
                 if not self._queue:  # decided with the lock held: an _enqueue now sees the event
-                    self._wakeup = trio.Event()
-                    wakeup = self._wakeup
+                    self._wakeup = wakeup = trio.Event()
                 else:
                     wakeup = None
-                    message, fd = self._queue[0]
-                    if message is None:
-                        os.close(fd)  # type: ignore[arg-type]
-                        self._queue.pop(0)
-                        sent = True
-                    else:
-                        sent = self._try_send(message)
-                        if sent:
-                            self._queue.pop(0)
+                    sent = self._send_first()
             if wakeup is not None:
                 await wakeup.wait()
                 self._wakeup = None
@@ -157,6 +148,17 @@ class Upstream:
             if self._room is not None and self.has_room():
                 self._room.set()
                 self._room = None
+
+    def _send_first(self) -> bool:
+        """With the lock held: the first queued message goes out, or the first barrier's fd
+        is closed; False while the host has no room."""
+        message, fd = self._queue[0]
+        if message is None:
+            os.close(fd)  # type: ignore[arg-type]
+        elif not self._try_send(message):
+            return False
+        self._queue.pop(0)
+        return True
 
     def _warn_once(self, kind: str, message: str) -> None:
         if kind not in self._warned:
