@@ -100,11 +100,7 @@ async def test_upstream_run_is_woken_by_a_send_from_another_thread(tmp_path):
         # The relay thread's send: it queues, and wakes run() through trio's token.
         await trio.to_thread.run_sync(up.send, b"STATUS=from a thread")
         assert up._queue and up.sent == 0
-        got = []
-        with trio.fail_after(5):
-            while len(got) < filled + 1:
-                await trio.lowlevel.wait_readable(sock)
-                got.append(sock.recv(100))
+        got = await received(sock, filled + 1)
         nursery.cancel_scope.cancel()
     assert got[-1] == b"STATUS=from a thread" and up.sent == 1
     filler.close()
@@ -151,6 +147,16 @@ def listener(tmp_path, bufsize=None):
     return sock, path
 
 
+async def received(sock, count: int) -> list[bytes]:
+    """The next ``count`` datagrams at the host's socket, within 5 s."""
+    got = []
+    with trio.fail_after(5):
+        while len(got) < count:
+            await trio.lowlevel.wait_readable(sock)
+            got.append(sock.recv(100))
+    return got
+
+
 def test_upstream_sends_in_order(tmp_path):
     sock, path = listener(tmp_path)
     up = Upstream(path, Diagnostics())
@@ -186,11 +192,7 @@ async def test_upstream_queues_when_full_and_drains_in_order(tmp_path):
     up.barrier(w)  # closed only after the 10 queued messages went out
     async with trio.open_nursery() as nursery:
         nursery.start_soon(up.run)
-        got = []
-        with trio.fail_after(5):
-            while len(got) < queued_from + 10:
-                await trio.lowlevel.wait_readable(sock)
-                got.append(sock.recv(100))
+        got = await received(sock, queued_from + 10)
         nursery.cancel_scope.cancel()
     assert got == [b"STATUS=%d" % i for i in range(queued_from + 10)]
     assert os.read(r, 1) == b""  # the barrier fd was closed
