@@ -14,9 +14,9 @@ pid would take the unit over), ``MAINPIDFD*``, ``NOTIFYACCESS=``, ``FDSTORE*``, 
 ``X_SYSTEMD_*``, and unknown keys (conmon's reasoning: they "may be security sensitive").
 ``X_SYSTEMD_SIGNALS_LEVEL=2`` is noted, because the stop sequence of a systemd payload
 waits for it; so is ``READY=1``, which systemd before v254 sends without the level (it only
-reports ready long after its signal handlers are in place). ``BARRIER=1``, alone in its datagram with exactly one fd, is honoured by the
-caller: that fd is closed once every earlier message went upstream. Every other fd that
-arrives is closed at once.
+reports ready long after its signal handlers are in place). ``BARRIER=1``, alone in its
+datagram with exactly one fd, is honoured by the caller: that fd is closed once every
+earlier message went upstream. Every other fd that arrives is closed at once.
 """
 
 from __future__ import annotations
@@ -120,9 +120,10 @@ def _excerpt(line: str) -> str:
 def shim_messages(event: str, pid: int, announce_status: bool) -> bytes:
     """The shim's own messages upstream (pure).
 
-    ``event``: ``running`` (the container runs; ``READY=1`` too when the shim itself
-    reports readiness) or ``stopping``. ``MAINPID`` makes the shim the unit's main process
-    even when a wrapper started it, so the default ``NotifyAccess=main`` works.
+    ``event``: ``attached`` (the container runs and reports its own readiness: ``MAINPID``
+    alone), ``running`` (the container runs and the shim reports readiness: ``READY=1``
+    too) or ``stopping``. ``MAINPID`` makes the shim the unit's main process even when a
+    wrapper started it, so the default ``NotifyAccess=main`` works.
     """
     if event == "attached":
         lines = [f"MAINPID={pid}"]
