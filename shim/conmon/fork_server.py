@@ -12,10 +12,10 @@ a request.
 Its client is the shim-conmon bash script, which cannot pass fds: the server takes them
 (shim.conmon.fork_protocol has the protocol). Monitors are forked twice (grandchildren,
 adopted as conmon's are; the server keeps no children and waits for none) and owe the
-server nothing once forked: it can die at any moment without costing a container. A forked monitor takes on the client's fds at their
-numbers, its environment, cwd, umask, rlimits and cgroups (the engine placed the client in
-the container's monitor cgroup), and then is the engine front's monitor exactly
-(shim.conmon.monitor).
+server nothing once forked: it can die at any moment without costing a container. A
+forked monitor takes on the client's fds at their numbers, its environment, cwd, umask,
+rlimits and cgroups (the engine placed the client in the container's monitor cgroup), and
+then is the engine front's monitor exactly (shim.conmon.monitor).
 """
 
 from __future__ import annotations
