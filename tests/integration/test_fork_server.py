@@ -261,6 +261,51 @@ def test_a_client_the_server_refuses_monitors_alone_at_once(server):
         session.close()
 
 
+# A stand-in server: it answers every request with SIGUSR1 after a random spin of up to a
+# millisecond, so that some answers land just as the client goes into its wait.
+PROMPT_SERVER = """
+import os, random, signal, sys, time
+path = sys.argv[-1]
+requests = os.open(path, os.O_RDWR | os.O_CLOEXEC)
+with open(path + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.rename(path + ".tmp", path + ".pid")
+spin, pending = random.Random(0), b""
+while True:
+    pending += os.read(requests, 4096)
+    *lines, pending = pending.split(b"\\n")
+    for line in lines:
+        until = time.perf_counter() + spin.random() * 1e-3
+        while time.perf_counter() < until:
+            pass
+        os.kill(int(line.split()[0]), signal.SIGUSR1)
+"""
+
+
+def test_an_answer_that_lands_as_the_client_starts_waiting_is_not_missed(tmp_path):
+    from tests.helpers.engine import MONITORS
+
+    # A signal that reaches bash after it last ran its traps, before `read` blocks, does not
+    # end the read: the client used to sit out its whole ANSWER_TIMEOUT (some 1 in 200).
+    path = str(tmp_path / "server")
+    for fifo in (path, path + ".idle"):
+        os.mkfifo(fifo, 0o600)
+    server = subprocess.Popen([sys.executable, "-c", PROMPT_SERVER, "--fork-server", path])
+    try:
+        wait_until(lambda: os.path.exists(path + ".pid"), what="the stand-in server's pid file")
+        slowest = 0.0
+        for _ in range(1000):
+            started = time.monotonic()
+            proc = subprocess.run([MONITORS["shim-conmon"], "--api-version", "1"], capture_output=True, timeout=30,
+                                  env={**os.environ, "SHIM_CONMON_FORK_SERVER": path})
+            assert proc.returncode == 0, proc  # answered: SIGUSR1 ends the client, 0
+            slowest = max(slowest, time.monotonic() - started)
+        assert slowest < 1, f"an answer waited {slowest:.1f} s for the client"
+    finally:
+        server.kill()
+        server.wait()
+
+
 def test_an_engine_that_closes_the_start_pipe_unwritten_starts_nothing(engine, server, tmp_path):
     from tests.helpers.runtimes import container_known
 
