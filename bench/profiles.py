@@ -2,6 +2,8 @@
 
     python -m bench.profiles start    # where the time from exec to `runtime create` goes
     python -m bench.profiles memory   # what the Python heap of an idle shim is made of
+    python -m bench.profiles floors [ROUNDS]
+                                      # what any Python monitor pays before it does any work
     python -m bench.profiles boot [ROUNDS] [--json FILE]
                                       # a systemd container's boot to READY=1 and its stop,
                                       # as timelines, the shim beside conmon (bench/timeline.py);
@@ -103,6 +105,98 @@ def start_profile() -> None:
             print(f"{(stamp - t0) / 1e6:8.2f} ms  the payload's first instruction\n")
     finally:
         env.cleanup()
+
+
+# Run as the fork server runs (-I -S -OO): warmed as it warms itself, then a child forked
+# from it that runs nothing but an empty trio nursery, as a monitor's loop would start.
+_FORK_FLOOR_PROBE = r"""
+import gc, importlib, os, sys, time
+sys.path[:0] = [sys.argv[1]]
+sys.path.append(sys.argv[2])
+from shim.conmon import fork_server
+from shim.process.trio_import import import_trio
+for name in fork_server._WARM:
+    importlib.import_module(name)
+import_trio(idle=False)
+gc.freeze()
+import trio
+ready_r, ready_w = os.pipe()
+measured_r, measured_w = os.pipe()
+child = os.fork()
+if child == 0:
+    async def empty_loop():
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(trio.sleep_forever)
+            await trio.sleep(0.5)
+            with open("/proc/self/schedstat") as f:
+                os.write(ready_w, f.read().split()[0].encode())
+            await trio.lowlevel.wait_readable(measured_r)
+            nursery.cancel_scope.cancel()
+    trio.run(empty_loop)
+    os._exit(0)
+cpu_ns = int(os.read(ready_r, 64))
+uss = 0
+with open(f"/proc/{child}/smaps_rollup") as f:
+    for line in f:
+        if line.startswith(("Private_Clean:", "Private_Dirty:")):
+            uss += int(line.split()[1]) * 1024
+os.write(measured_w, b"x")
+os.waitpid(child, 0)
+print(uss, cpu_ns)
+"""
+
+
+def _cpu_ms(argv: list[str]) -> float:
+    """User + system CPU of one run of ``argv``, from the kernel's account of the child."""
+    pid = os.posix_spawn(argv[0], argv, dict(os.environ), file_actions=[
+        (os.POSIX_SPAWN_OPEN, 1, os.devnull, os.O_WRONLY, 0)])
+    _, _, usage = os.wait4(pid, 0)
+    return (usage.ru_utime + usage.ru_stime) * 1e3
+
+
+def floors_profile(rounds: int = 20) -> None:
+    """The floors under the targets a Python monitor misses, measured on this machine: the
+    interpreter's start, the client script podman runs, and a monitor forked from the warm
+    server before it does any work."""
+    import statistics
+    import sysconfig
+
+    python = os.path.join(os.path.dirname(sys.executable), "python3")
+    python = python if os.path.exists(python) else sys.executable
+    client = os.path.join(os.path.dirname(sys.executable), "shim-conmon")
+    conmon = shutil.which("conmon")
+    rows = []  # (what, median, unit)
+
+    def median_of(measure) -> float:
+        values = [measure() for _ in range(rounds + 1)][1:]  # the first warms the caches
+        return statistics.median(values)
+
+    def wall_ms(argv: list[str]) -> float:
+        began = time.monotonic_ns()
+        subprocess.run(argv, check=True)
+        return (time.monotonic_ns() - began) / 1e6
+
+    bare = [python, "-I", "-S", "-c", "pass"]
+    rows.append(("python -I -S -c pass, exec to exit", median_of(lambda: wall_ms(bare)), "ms"))
+    rows.append(("python -I -S -c pass, CPU", median_of(lambda: _cpu_ms(bare)), "ms"))
+    if os.access(client, os.X_OK):
+        rows.append(("shim-conmon --version (the client script), CPU",
+                     median_of(lambda: _cpu_ms([client, "--version"])), "ms"))
+    if conmon:
+        rows.append(("conmon --version, CPU", median_of(lambda: _cpu_ms([conmon, "--version"])), "ms"))
+    forked = [subprocess.run([python, "-I", "-S", "-OO", "-c", _FORK_FLOOR_PROBE, ROOT,
+                              sysconfig.get_paths()["purelib"]], check=True, capture_output=True, text=True)
+              for _ in range(max(3, rounds // 4))]
+    figures = [tuple(map(int, proc.stdout.split())) for proc in forked]
+    rows.append(("a child forked from the warm server, an empty trio loop: USS",
+                 statistics.median(uss for uss, _ in figures) / 1e6, "MB"))
+    rows.append(("the same child's CPU, fork to its loop idle",
+                 statistics.median(cpu for _, cpu in figures) / 1e6, "ms"))
+    print(f"# Floors: what a Python monitor pays before it does any work (medians of {rounds} runs"
+          f", {len(figures)} for the forked child)\n")
+    print("| what | median |\n|---|---:|")
+    for what, value, unit in rows:
+        print(f"| {what} | {value:.2f} {unit} |")
 
 
 def memory_profile() -> None:
@@ -339,5 +433,7 @@ if __name__ == "__main__":
             json_path = words[at + 1]
             del words[at:at + 2]
         boot_profile(int(words[0]) if words else 5, json_path)
+    elif which == "floors":
+        floors_profile(int(sys.argv[2]) if len(sys.argv) > 2 else 20)
     else:
         {"start": start_profile, "memory": memory_profile}[which]()

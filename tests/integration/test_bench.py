@@ -77,3 +77,15 @@ def test_the_kernel_records_each_exit_with_its_cpu_time():
     assert 250_000 <= sum(e.cpu_us for e in mine) <= 450_000
     assert group_cpu_us(os.getpid()) > 0
     assert group_cpu_us(busy.pid) is None  # gone
+
+
+def test_the_floors_profile_measures_each_floor():
+    proc = subprocess.run([sys.executable, "-m", "bench.profiles", "floors", "4"], cwd=ROOT, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    rows = dict(line.strip("|").rsplit("|", 1) for line in proc.stdout.splitlines()
+                if line.startswith("| ") and not line.startswith("| what"))
+    figures = {what.strip(): float(value.split()[0]) for what, value in rows.items()}
+    assert len(figures) == 6 and all(value > 0 for value in figures.values()), proc.stdout
+    # The forked child shares the server's pages: far less of its own than a fresh interpreter holds.
+    assert figures["a child forked from the warm server, an empty trio loop: USS"] < 8, proc.stdout
