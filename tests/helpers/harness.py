@@ -6,6 +6,7 @@ running or unreaped is re-parented to pytest, where ``leftover_children`` finds 
 
 from __future__ import annotations
 
+import collections
 import itertools
 import os
 import signal
@@ -145,6 +146,39 @@ def wait_for_trio(pid: int, timeout: float = 10) -> None:
         if time.monotonic() > deadline:
             raise TimeoutError(f"the shim (pid {pid}) did not run trio within {timeout} s")
         time.sleep(0.005)
+
+
+# The notify relay thread's: open while the thread runs, which it does not while the host
+# is behind (a flood makes it so now and then).
+RELAY_THREAD_FD = "anon_inode:[eventfd]"
+
+
+def held_fds(pid: int) -> collections.Counter:
+    """What a process holds open, by target (each fd's link in /proc)."""
+    held: collections.Counter = collections.Counter()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            held[os.readlink(f"/proc/{pid}/fd/{fd}")] += 1
+        except FileNotFoundError:  # closed while listed
+            continue
+    return held
+
+
+def assert_fds_flat(pid: int, before: collections.Counter) -> int:
+    """The shim ends up holding what it held ``before`` (a datagram still being judged holds
+    its fds, its sender's pidfd and /proc file for a moment: waited for), and no more than
+    the relay thread's one eventfd. Returns the count of fds held."""
+    baseline = collections.Counter(before)
+    baseline.pop(RELAY_THREAD_FD, None)
+    deadline = time.monotonic() + 10
+    while True:
+        now = held_fds(pid)
+        threads = now.pop(RELAY_THREAD_FD, 0)
+        if now == baseline and threads <= 1:
+            return sum(now.values()) + threads
+        assert time.monotonic() < deadline, f"held since: {now - baseline}, released: {baseline - now}, " \
+                                            f"eventfds: {threads}"
+        time.sleep(0.02)
 
 
 def children_of(pid: int) -> list[tuple[list[str], str]]:

@@ -7,7 +7,6 @@ fds and memory stay flat."""
 from __future__ import annotations
 
 import array
-import collections
 import os
 import signal
 import socket
@@ -19,7 +18,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, given, settings, strategies as st
 
 from shim.notify.protocol import NOTIFY_BUFFER_MAX, judge
-from tests.helpers.harness import wait_for_file, wait_for_trio
+from tests.helpers.harness import assert_fds_flat, held_fds, wait_for_file, wait_for_trio
 
 pytestmark = [pytest.mark.integration, pytest.mark.hostile]
 
@@ -112,37 +111,6 @@ def send_from_outside(path: str, data: bytes, fds: int) -> None:
     finally:
         for fd in opened + [directory]:
             os.close(fd)
-
-
-RELAY_THREAD_FD = "anon_inode:[eventfd]"  # open while the relay thread runs; it pauses while the host is behind
-
-
-def held_fds(pid: int) -> collections.Counter:
-    """What the shim holds open, by target, without the relay thread's eventfd."""
-    held: collections.Counter = collections.Counter()
-    for fd in os.listdir(f"/proc/{pid}/fd"):
-        try:
-            held[os.readlink(f"/proc/{pid}/fd/{fd}")] += 1
-        except FileNotFoundError:  # closed while listed
-            continue
-    return held
-
-
-def assert_fds_flat(pid: int, before: collections.Counter) -> int:
-    """The shim ends up holding what it held ``before`` (a datagram still being judged holds
-    its fds, its sender's pidfd and /proc file for a moment: waited for), and no more than
-    the relay thread's one eventfd. Returns the count of fds held."""
-    baseline = collections.Counter(before)
-    baseline.pop(RELAY_THREAD_FD, None)
-    deadline = time.monotonic() + 10
-    while True:
-        now = held_fds(pid)
-        threads = now.pop(RELAY_THREAD_FD, 0)
-        if now == baseline and threads <= 1:
-            return sum(now.values()) + threads
-        assert time.monotonic() < deadline, f"held since: {now - baseline}, released: {baseline - now}, " \
-                                            f"eventfds: {threads}"
-        time.sleep(0.02)
 
 
 def between(listener, begin: str, end: str) -> list[bytes]:

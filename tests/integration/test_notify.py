@@ -11,7 +11,7 @@ import time
 import psutil
 import pytest
 
-from tests.helpers.harness import wait_for_file, wait_for_trio
+from tests.helpers.harness import assert_fds_flat, held_fds, wait_for_file, wait_for_trio
 
 pytestmark = pytest.mark.integration
 
@@ -150,12 +150,12 @@ def test_a_flood_costs_no_fds_memory_or_messages(shim, tmp_path, listener):
     # one more status relayed: trio's relay task runs (the main thread relayed until then),
     # with most of the flood still to come
     listener.wait_for_another()  # flood-done counts too, if the flood was that quick
-    fds_before = shim_process.num_fds()
+    fds_before = held_fds(proc.pid)
     rss_before = shim_process.memory_info().rss
     listener.wait_for("STATUS=flood-done", timeout=30)
     statuses = [l for l in listener.lines() if l.startswith("STATUS=") and l[7:].isdigit()]
     assert len(statuses) == 10000 and statuses == [f"STATUS={i}" for i in range(10000)]
-    assert shim_process.num_fds() <= fds_before
+    assert_fds_flat(proc.pid, fds_before)
     assert shim_process.memory_info().rss - rss_before < 4 * 1024 * 1024
     began = time.monotonic()
     stop(proc)
