@@ -108,7 +108,10 @@ def start_profile() -> None:
 
 
 # Run as the fork server runs (-I -S -OO): warmed as it warms itself, then a child forked
-# from it that runs nothing but an empty trio nursery, as a monitor's loop would start.
+# from it that runs nothing but an empty trio nursery, as a monitor's loop would start. The
+# parent only waits once it has forked: each page it wrote would be the child's alone
+# (its USS) from then on. The driver measures the child (line 1: its pid and CPU in ms)
+# and says when it has (a line on stdin).
 _FORK_FLOOR_PROBE = r"""
 import gc, importlib, os, sys, time
 sys.path[:0] = [sys.argv[1]]
@@ -134,16 +137,33 @@ if child == 0:
             nursery.cancel_scope.cancel()
     trio.run(empty_loop)
     os._exit(0)
-cpu_ns = int(os.read(ready_r, 64))
-uss = 0
-with open(f"/proc/{child}/smaps_rollup") as f:
-    for line in f:
-        if line.startswith(("Private_Clean:", "Private_Dirty:")):
-            uss += int(line.split()[1]) * 1024
+cpu_ns = os.read(ready_r, 64)
+os.write(1, b"%d %s\n" % (child, cpu_ns))
+os.read(0, 1)
 os.write(measured_w, b"x")
 os.waitpid(child, 0)
-print(uss, cpu_ns)
 """
+
+
+def _forked_child_floor(python: str) -> tuple[float, float]:
+    """(USS in MB, CPU in ms) of a child forked from a warm interpreter, its loop idle."""
+    import sysconfig
+
+    from bench.scenarios.memory import memory  # the memory scenario's USS, measured alike
+
+    probe = subprocess.Popen([python, "-I", "-S", "-OO", "-c", _FORK_FLOOR_PROBE, ROOT,
+                              sysconfig.get_paths()["purelib"]], stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        child, cpu_ns = map(int, probe.stdout.readline().split())
+        uss = memory(child)["uss"]
+        probe.stdin.write(b"\n")
+        probe.stdin.flush()
+    finally:
+        probe.stdin.close()
+        probe.stdout.close()
+        if probe.wait(30) != 0:
+            raise RuntimeError(f"the fork floor probe exited {probe.returncode}")
+    return uss, cpu_ns / 1e6
 
 
 def _cpu_ms(argv: list[str]) -> float:
@@ -159,7 +179,6 @@ def floors_profile(rounds: int = 20) -> None:
     interpreter's start, the client script podman runs, and a monitor forked from the warm
     server before it does any work."""
     import statistics
-    import sysconfig
 
     python = os.path.join(os.path.dirname(sys.executable), "python3")
     python = python if os.path.exists(python) else sys.executable
@@ -184,14 +203,10 @@ def floors_profile(rounds: int = 20) -> None:
                      median_of(lambda: _cpu_ms([client, "--version"])), "ms"))
     if conmon:
         rows.append(("conmon --version, CPU", median_of(lambda: _cpu_ms([conmon, "--version"])), "ms"))
-    forked = [subprocess.run([python, "-I", "-S", "-OO", "-c", _FORK_FLOOR_PROBE, ROOT,
-                              sysconfig.get_paths()["purelib"]], check=True, capture_output=True, text=True)
-              for _ in range(max(3, rounds // 4))]
-    figures = [tuple(map(int, proc.stdout.split())) for proc in forked]
+    figures = [_forked_child_floor(python) for _ in range(max(3, rounds // 4))]
     rows.append(("a child forked from the warm server, an empty trio loop: USS",
-                 statistics.median(uss for uss, _ in figures) / 1e6, "MB"))
-    rows.append(("the same child's CPU, fork to its loop idle",
-                 statistics.median(cpu for _, cpu in figures) / 1e6, "ms"))
+                 statistics.median(uss for uss, _ in figures), "MB"))
+    rows.append(("the same child's CPU, fork to its loop idle", statistics.median(cpu for _, cpu in figures), "ms"))
     print(f"# Floors: what a Python monitor pays before it does any work (medians of {rounds} runs"
           f", {len(figures)} for the forked child)\n")
     print("| what | median |\n|---|---:|")
