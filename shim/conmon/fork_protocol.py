@@ -11,8 +11,8 @@ fds, so the server takes them. The steps:
    reads its argv, environment, cwd, umask and rlimits from /proc, takes its fds with
    ``pidfd_getfd`` (those without ``FD_CLOEXEC``: the engine's; not the client's FIFOs) and
    forks a monitor. Or it refuses (another interpreter's code after an upgrade, ``--sync``,
-   options it cannot parse, an fd it cannot take): SIGUSR2, and the client runs the monitor
-   itself.
+   options it cannot parse, an fd it cannot take, a client in other namespaces than the
+   server's): SIGUSR2, and the client runs the monitor itself.
 3. The monitor waits until the engine has placed the client (its start byte is readable),
    enters the client's cgroups, writes ``--conmon-pidfile`` and sends SIGUSR1: the client
    exits 0 and the engine reads the pidfile. Only then does the monitor read the start byte.
@@ -147,6 +147,18 @@ def fd_flags(fdinfo: str) -> int:
         if key == "flags":
             return int(value.strip(), 8)
     raise ValueError("no flags in fdinfo")
+
+
+# What a forked monitor inherits from the server rather than from its client.
+NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+
+
+def differing_namespaces(client: dict[str, tuple[int, int]], server: dict[str, tuple[int, int]]) -> list[str]:
+    """The namespaces (each by its nsfs device and inode, as ``/proc/PID/ns/NAME`` names it)
+    in which a monitor forked by the server would not be where its client is: an engine
+    in a mount namespace of its own (a unit's PrivateTmp=, ``unshare -m``) mounts the
+    container's root there, and a runtime started in the server's would not find it."""
+    return sorted(name for name in set(client) | set(server) if client.get(name) != server.get(name))
 
 
 def claim_owner(name: str, requests_name: str) -> ClientRef | None:

@@ -28,9 +28,9 @@ import sys
 
 import _signal
 
-from shim.conmon.fork_protocol import (O_CLOEXEC_FLAG, ClientRef, Request, ServerFiles, claim_owner, client_argv,
-                                       code_identity, environment, fd_flags, split_nul, split_requests, start_time,
-                                       status_ids_and_umask)
+from shim.conmon.fork_protocol import (NAMESPACES, O_CLOEXEC_FLAG, ClientRef, Request, ServerFiles, claim_owner,
+                                       client_argv, code_identity, differing_namespaces, environment, fd_flags,
+                                       split_nul, split_requests, start_time, status_ids_and_umask)
 from shim.conmon.sync_pipe import START_PIPE, fd_from_env, wait_for_start
 from shim.signals.catalog import SIGCHLD, SIGUSR1, SIGUSR2
 
@@ -83,6 +83,7 @@ def serve(path: str) -> int:
     idle = idle_timeout(dict(os.environ))
     script = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), CLIENT_SCRIPT)
     getfd = fd_getter()
+    namespaces = _namespaces("/proc/self")
     pending = b""
     upgraded = False
     try:
@@ -95,7 +96,7 @@ def serve(path: str) -> int:
                     upgraded = True  # new code on disk: this server is not the one to fork it
                     _refuse(files, client, script)
                 else:
-                    _serve_one(files, client, script, getfd)
+                    _serve_one(files, client, script, getfd, namespaces)
             _sweep_claims(files)
     finally:
         _retire(files, requests_fd, lock_fd, inode, script)
@@ -212,9 +213,11 @@ def _still_running(client: ClientRef) -> bool:
         return False
 
 
-def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd) -> None:
+def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd,
+               namespaces: dict[str, tuple[int, int]]) -> None:
     """One client: a monitor forked for it, or a refusal; nothing for what is not a waiting
-    client of this user (a recycled pid, a process of another)."""
+    client of this user (a recycled pid, a process of another). ``namespaces``: the
+    server's, which its monitors inherit."""
     try:
         pidfd = os.pidfd_open(client.pid)
     except OSError:
@@ -228,6 +231,9 @@ def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd) -> Non
         if found is None:
             return
         try:
+            elsewhere = differing_namespaces(_namespaces(f"/proc/{client.pid}"), namespaces)
+            if elsewhere:
+                raise Refused(f"the client is in other namespaces than the server: {', '.join(elsewhere)}")
             request, fds = _take_client(client, pidfd, *found, files, getfd)
         except (Refused, OSError, ValueError):
             _refuse_client(files, client, pidfd)
@@ -302,6 +308,17 @@ def _take_client(client: ClientRef, pidfd: int, argv: list[str], umask: int, fil
 
 def _identity(info: os.stat_result) -> tuple[int, int]:
     return info.st_dev, info.st_ino
+
+
+def _namespaces(proc: str) -> dict[str, tuple[int, int]]:
+    """The namespaces of the process at ``proc`` (a /proc directory), those the kernel has."""
+    found = {}
+    for name in NAMESPACES:
+        try:
+            found[name] = _identity(os.stat(f"{proc}/ns/{name}"))
+        except FileNotFoundError:  # a kernel without this kind of namespace
+            continue
+    return found
 
 
 def _rlimits(pid: int) -> dict[str, tuple[int, int]]:

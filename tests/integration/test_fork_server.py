@@ -185,16 +185,18 @@ def forked_monitors(server) -> list[psutil.Process]:
     return found
 
 
-def session_with(server, engine, work, name: str, command: list[str]):
-    """The real client script asking the test's server for a monitor of a new container
-    (``command`` in a busybox bundle), with the engine's pipes, its files in ``work``."""
+def session_with(server, engine, work, name: str, command: list[str], monitor: str | None = None):
+    """The real client script (or ``monitor``, which runs it) asking the test's server for a
+    monitor of a new container (``command`` in a busybox bundle), with the engine's pipes,
+    its files in ``work``."""
     from tests.helpers.engine import MONITORS, Session, monitor_args
     from tests.helpers.harness import new_container_id
 
     cid = new_container_id(name)
     engine.used.append(cid)
     os.makedirs(os.path.join(work, "exits"))
-    session = Session(MONITORS["shim-conmon"], monitor_args(cid, engine.runtime, engine.bundle(command), str(work)),
+    session = Session(monitor or MONITORS["shim-conmon"],
+                      monitor_args(cid, engine.runtime, engine.bundle(command), str(work)),
                       env={"SHIM_CONMON_FORK_SERVER": server.path})
     return cid, session
 
@@ -257,6 +259,33 @@ def test_a_client_the_server_refuses_monitors_alone_at_once(server):
             fifo.write("not a request\n")
         wait_until(lambda: not [n for n in os.listdir(os.path.dirname(server.path)) if n.endswith(".claim")],
                    what="the claim's removal")
+    finally:
+        session.close()
+
+
+def test_a_client_in_a_mount_namespace_of_its_own_monitors_alone(engine, server, tmp_path):
+    from tests.helpers.engine import MONITORS, wait_for_path
+
+    # An engine in a mount namespace of its own (a unit's PrivateTmp=, `unshare -m`) mounts
+    # the container's root there: a monitor forked by the server, in the server's, would
+    # start a runtime that cannot see it. The server refuses; the client monitors alone.
+    elsewhere = tmp_path / "in-a-mount-namespace-of-its-own"
+    elsewhere.write_text(f'#!/bin/sh\nexec unshare --mount --propagation private {MONITORS["shim-conmon"]} "$@"\n')
+    elsewhere.chmod(0o755)
+    work = str(tmp_path / "work")
+    cid, session = session_with(server, engine, work, "elsewhere", ["sh", "-c", "exit 5"], monitor=str(elsewhere))
+    try:
+        session.go()
+        code, _, err = session.first_process()
+        assert code == 0, err
+        assert forked_monitors(server) == []
+        with open(os.path.join(work, "conmon.pid")) as f:
+            monitor = int(f.read())
+        assert os.readlink(f"/proc/{monitor}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        assert session.read()["data"] > 0
+        engine.runtime_start(cid)
+        assert wait_for_path(os.path.join(work, "exits", cid)) == "5"
+        assert server.poll() is None  # and the server serves on
     finally:
         session.close()
 

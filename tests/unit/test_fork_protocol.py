@@ -6,8 +6,9 @@ from types import SimpleNamespace
 from hypothesis import given, strategies as st
 
 from shim.conmon.fork_client import interpreter_flags
-from shim.conmon.fork_protocol import (ClientRef, ServerFiles, claim_owner, client_argv, client_verdict, environment, fd_flags,
-                                       server_path, split_nul, split_requests, start_time, status_ids_and_umask)
+from shim.conmon.fork_protocol import (NAMESPACES, ClientRef, ServerFiles, claim_owner, client_argv, client_verdict,
+                                       differing_namespaces, environment, fd_flags, server_path, split_nul, split_requests,
+                                       start_time, status_ids_and_umask)
 
 
 def flags(isolated=0, no_site=0, optimize=0):
@@ -66,6 +67,26 @@ def test_the_clients_verdict():
     assert [client_verdict(v) for v in ("off", "absent", "refused", "timeout")] == ["off", "absent", "refused",
                                                                                     "timeout"]
     assert client_verdict("something else") == "direct"
+
+
+namespace_sets = st.dictionaries(st.sampled_from(NAMESPACES), st.tuples(st.integers(0, 3), st.integers(0, 3)))
+
+
+@given(namespace_sets, namespace_sets)
+def test_a_client_is_where_the_server_is_only_in_every_namespace(client, server):
+    differing = differing_namespaces(client, server)
+    assert differing == sorted(differing) and differing == differing_namespaces(server, client)
+    assert (differing == []) == (client == server)
+    # one kind missing on one side (a kernel without it, a process gone) counts as different
+    assert all(client.get(name) != server.get(name) for name in differing)
+
+
+def test_the_namespaces_compared_are_every_kind_a_child_inherits():
+    here = {name: (4, 4026531830 + i) for i, name in enumerate(NAMESPACES)}
+    assert differing_namespaces(here, dict(here)) == []
+    assert differing_namespaces({**here, "mnt": (4, 1)}, here) == ["mnt"]
+    assert differing_namespaces({**here, "net": (4, 2), "user": (4, 3)}, here) == ["net", "user"]
+    assert set(NAMESPACES) == {"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"}
 
 
 def test_claim_files_name_their_client():
