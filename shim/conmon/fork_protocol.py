@@ -11,8 +11,8 @@ fds, so the server takes them. The steps:
    reads its argv, environment, cwd, umask and rlimits from /proc, takes its fds with
    ``pidfd_getfd`` (those without ``FD_CLOEXEC``: the engine's; not the client's FIFOs) and
    forks a monitor. Or it refuses (another interpreter's code after an upgrade, ``--sync``,
-   options it cannot parse, an fd it cannot take, a client in other namespaces than the
-   server's): SIGUSR2, and the client runs the monitor itself.
+   options it cannot parse, an fd it cannot take, a client whose namespaces, privileges or
+   scheduling differ from the server's): SIGUSR2, and the client runs the monitor itself.
 3. The monitor waits until the engine has placed the client (its start byte is readable),
    enters the client's cgroups, writes ``--conmon-pidfile`` and sends SIGUSR1: the client
    exits 0 and the engine reads the pidfile. Only then does the monitor read the start byte.
@@ -149,15 +149,37 @@ def fd_flags(fdinfo: str) -> int:
     raise ValueError("no flags in fdinfo")
 
 
-# What a forked monitor inherits from the server rather than from its client.
+# What a forked monitor inherits from the server instead of from its client: where it is
+# (namespaces), what it may do (ids, capabilities, no_new_privs, seccomp, its LSM label)
+# and how it is scheduled. The monitor and the runtime it starts must have the engine's: an
+# engine in a mount namespace of its own (a unit's PrivateTmp=, `unshare -m`) mounts the
+# container's root there, and one in a hardened unit (CapabilityBoundingSet=,
+# NoNewPrivileges=, SystemCallFilter=, CPUAffinity=, Nice=) must not get a runtime with
+# more. A client whose context differs from the server's monitors alone.
 NAMESPACES = ("cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts")
+STATUS_FIELDS = ("Uid", "Gid", "Groups", "NoNewPrivs", "Seccomp", "Seccomp_filters", "CapInh", "CapPrm", "CapEff",
+                 "CapBnd", "CapAmb", "Cpus_allowed_list", "Mems_allowed_list")
 
 
-def differing_namespaces(client: dict[str, tuple[int, int]], server: dict[str, tuple[int, int]]) -> list[str]:
-    """The namespaces (each by its nsfs device and inode, as ``/proc/PID/ns/NAME`` names it)
-    in which a monitor forked by the server would not be where its client is: an engine
-    in a mount namespace of its own (a unit's PrivateTmp=, ``unshare -m``) mounts the
-    container's root there, and a runtime started in the server's would not find it."""
+def status_context(status: str) -> dict[str, str]:
+    """The fields of ``/proc/PID/status`` that a forked monitor inherits."""
+    found = {}
+    for line in status.splitlines():
+        key, sep, value = line.partition(":")
+        if sep and key in STATUS_FIELDS:
+            found[key] = " ".join(value.split())
+    return found
+
+
+def scheduling_context(stat: str) -> dict[str, str]:
+    """The nice value and scheduling policy (fields 19 and 41 of ``/proc/PID/stat``)."""
+    fields = stat[stat.rindex(")") + 2:].split()  # from field 3 on
+    return {"nice": fields[16], "policy": fields[38]}
+
+
+def context_differences(client: dict[str, str], server: dict[str, str]) -> list[str]:
+    """What of the client's context a monitor forked by the server would not have (a
+    kind missing on one side, as a namespace the kernel lacks, counts as different)."""
     return sorted(name for name in set(client) | set(server) if client.get(name) != server.get(name))
 
 

@@ -29,8 +29,9 @@ import sys
 import _signal
 
 from shim.conmon.fork_protocol import (NAMESPACES, O_CLOEXEC_FLAG, ClientRef, Request, ServerFiles, claim_owner,
-                                       client_argv, code_identity, differing_namespaces, environment, fd_flags,
-                                       split_nul, split_requests, start_time, status_ids_and_umask)
+                                       client_argv, code_identity, context_differences, environment, fd_flags,
+                                       scheduling_context, split_nul, split_requests, start_time, status_context,
+                                       status_ids_and_umask)
 from shim.conmon.sync_pipe import START_PIPE, fd_from_env, wait_for_start
 from shim.signals.catalog import SIGCHLD, SIGUSR1, SIGUSR2
 
@@ -83,7 +84,7 @@ def serve(path: str) -> int:
     idle = idle_timeout(dict(os.environ))
     script = os.path.join(os.path.dirname(os.path.abspath(sys.argv[0])), CLIENT_SCRIPT)
     getfd = fd_getter()
-    namespaces = _namespaces("/proc/self")
+    context = _own_context()
     pending = b""
     upgraded = False
     try:
@@ -96,7 +97,7 @@ def serve(path: str) -> int:
                     upgraded = True  # new code on disk: this server is not the one to fork it
                     _refuse(files, client, script)
                 else:
-                    _serve_one(files, client, script, getfd, namespaces)
+                    _serve_one(files, client, script, getfd, context)
             _sweep_claims(files)
     finally:
         _retire(files, requests_fd, lock_fd, inode, script)
@@ -213,11 +214,10 @@ def _still_running(client: ClientRef) -> bool:
         return False
 
 
-def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd,
-               namespaces: dict[str, tuple[int, int]]) -> None:
+def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd, context: dict[str, str]) -> None:
     """One client: a monitor forked for it, or a refusal; nothing for what is not a waiting
-    client of this user (a recycled pid, a process of another). ``namespaces``: the
-    server's, which its monitors inherit."""
+    client of this user (a recycled pid, a process of another). ``context``: the
+    server's, which its monitors inherit (fork_protocol.context_differences)."""
     try:
         pidfd = os.pidfd_open(client.pid)
     except OSError:
@@ -230,11 +230,12 @@ def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd,
             return
         if found is None:
             return
+        argv, umask, client_context = found
         try:
-            elsewhere = differing_namespaces(_namespaces(f"/proc/{client.pid}"), namespaces)
-            if elsewhere:
-                raise Refused(f"the client is in other namespaces than the server: {', '.join(elsewhere)}")
-            request, fds = _take_client(client, pidfd, *found, files, getfd)
+            differences = context_differences(client_context, context)
+            if differences:
+                raise Refused(f"the client's context differs from the server's: {', '.join(differences)}")
+            request, fds = _take_client(client, pidfd, argv, umask, files, getfd)
         except (Refused, OSError, ValueError):
             _refuse_client(files, client, pidfd)
             return
@@ -245,21 +246,25 @@ def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd,
             os.close(fd)
 
 
-def _client_of_this_server(client: ClientRef, script: str) -> tuple[list[str], int] | None:
-    """The engine's argv for the monitor and the client's umask, when ``client`` is a live
-    shim-conmon of this server's installation and user, started when it says."""
-    if not _still_running(client):
-        return None
+def _client_of_this_server(client: ClientRef, script: str) -> tuple[list[str], int, dict[str, str]] | None:
+    """The engine's argv for the monitor, the client's umask and its context, when
+    ``client`` is a live shim-conmon of this server's installation and user, started when
+    it says."""
     proc = f"/proc/{client.pid}"
+    with open(f"{proc}/stat") as f:
+        stat = f.read()
+    if start_time(stat) != client.start:
+        return None
     with open(f"{proc}/status") as f:
-        uids, umask = status_ids_and_umask(f.read())
+        status = f.read()
+    uids, umask = status_ids_and_umask(status)
     if not uids or any(uid != os.geteuid() for uid in uids[:2]) or umask is None:
         return None
     with open(f"{proc}/cmdline", "rb") as f:
         found = client_argv(split_nul(f.read()))
     if found is None or os.path.realpath(found[0]) != os.path.realpath(script):
         return None
-    return found[1], umask
+    return found[1], umask, _context(proc, status, stat)
 
 
 def _take_client(client: ClientRef, pidfd: int, argv: list[str], umask: int, files: ServerFiles,
@@ -310,15 +315,30 @@ def _identity(info: os.stat_result) -> tuple[int, int]:
     return info.st_dev, info.st_ino
 
 
-def _namespaces(proc: str) -> dict[str, tuple[int, int]]:
-    """The namespaces of the process at ``proc`` (a /proc directory), those the kernel has."""
-    found = {}
+def _context(proc: str, status: str, stat: str) -> dict[str, str]:
+    """What a monitor forked here would inherit from the server, of the process at
+    ``proc`` (its /proc directory; ``status`` and ``stat`` are read there)."""
+    context = status_context(status)
+    context.update(scheduling_context(stat))
     for name in NAMESPACES:
         try:
-            found[name] = _identity(os.stat(f"{proc}/ns/{name}"))
+            context[f"{name} namespace"] = "%d:%d" % _identity(os.stat(f"{proc}/ns/{name}"))
         except FileNotFoundError:  # a kernel without this kind of namespace
             continue
-    return found
+    try:
+        with open(f"{proc}/attr/current") as f:
+            context["LSM label"] = f.read().rstrip("\0\n")
+    except OSError:  # no LSM that labels processes
+        pass
+    return context
+
+
+def _own_context() -> dict[str, str]:
+    with open("/proc/self/status") as f:
+        status = f.read()
+    with open("/proc/self/stat") as f:
+        stat = f.read()
+    return _context("/proc/self", status, stat)
 
 
 def _rlimits(pid: int) -> dict[str, tuple[int, int]]:

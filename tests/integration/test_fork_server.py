@@ -263,25 +263,45 @@ def test_a_client_the_server_refuses_monitors_alone_at_once(server):
         session.close()
 
 
-def test_a_client_in_a_mount_namespace_of_its_own_monitors_alone(engine, server, tmp_path):
+def _mount_namespace(pid: int) -> str:
+    return os.readlink(f"/proc/{pid}/ns/mnt")
+
+
+def _no_new_privs(pid: int) -> str:
+    with open(f"/proc/{pid}/status") as f:
+        return next(line.split()[1] for line in f if line.startswith("NoNewPrivs:"))
+
+
+# An engine elsewhere than the server, or with less: a monitor forked by the server would
+# have the server's context, not the engine's. Each wrapper runs the client script.
+ELSEWHERE = {
+    # a mount namespace of its own (a unit's PrivateTmp=): the container's root is mounted there
+    "mount namespace": (["unshare", "--mount", "--propagation", "private"], _mount_namespace),
+    # a hardened unit (NoNewPrivileges=): the runtime must not get more
+    "no_new_privs": (["setpriv", "--no-new-privs"], _no_new_privs),
+    # Nice=: the monitor and the runtime are scheduled as the engine is
+    "nice": (["nice", "-n", "7"], lambda pid: psutil.Process(pid).nice()),
+}
+
+
+@pytest.mark.parametrize("context", ELSEWHERE)
+def test_a_client_in_another_context_than_the_servers_monitors_alone(engine, server, tmp_path, context):
     from tests.helpers.engine import MONITORS, wait_for_path
 
-    # An engine in a mount namespace of its own (a unit's PrivateTmp=, `unshare -m`) mounts
-    # the container's root there: a monitor forked by the server, in the server's, would
-    # start a runtime that cannot see it. The server refuses; the client monitors alone.
-    elsewhere = tmp_path / "in-a-mount-namespace-of-its-own"
-    elsewhere.write_text(f'#!/bin/sh\nexec unshare --mount --propagation private {MONITORS["shim-conmon"]} "$@"\n')
-    elsewhere.chmod(0o755)
+    wrapper, inherited = ELSEWHERE[context]
+    client = tmp_path / "client"
+    client.write_text(f'#!/bin/sh\nexec {" ".join(wrapper)} {MONITORS["shim-conmon"]} "$@"\n')
+    client.chmod(0o755)
     work = str(tmp_path / "work")
-    cid, session = session_with(server, engine, work, "elsewhere", ["sh", "-c", "exit 5"], monitor=str(elsewhere))
+    cid, session = session_with(server, engine, work, "elsewhere", ["sh", "-c", "exit 5"], monitor=str(client))
     try:
         session.go()
         code, _, err = session.first_process()
         assert code == 0, err
-        assert forked_monitors(server) == []
+        assert forked_monitors(server) == []  # refused: the client monitored alone...
         with open(os.path.join(work, "conmon.pid")) as f:
             monitor = int(f.read())
-        assert os.readlink(f"/proc/{monitor}/ns/mnt") != os.readlink("/proc/self/ns/mnt")
+        assert inherited(monitor) != inherited(os.getpid()) == inherited(server.pid)  # ...with its own context
         assert session.read()["data"] > 0
         engine.runtime_start(cid)
         assert wait_for_path(os.path.join(work, "exits", cid)) == "5"

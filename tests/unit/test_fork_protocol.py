@@ -6,9 +6,9 @@ from types import SimpleNamespace
 from hypothesis import given, strategies as st
 
 from shim.conmon.fork_client import interpreter_flags
-from shim.conmon.fork_protocol import (NAMESPACES, ClientRef, ServerFiles, claim_owner, client_argv, client_verdict,
-                                       differing_namespaces, environment, fd_flags, server_path, split_nul, split_requests,
-                                       start_time, status_ids_and_umask)
+from shim.conmon.fork_protocol import (STATUS_FIELDS, ClientRef, ServerFiles, claim_owner, client_argv, client_verdict,
+                                       context_differences, environment, fd_flags, scheduling_context, server_path,
+                                       split_nul, split_requests, start_time, status_context, status_ids_and_umask)
 
 
 def flags(isolated=0, no_site=0, optimize=0):
@@ -69,24 +69,55 @@ def test_the_clients_verdict():
     assert client_verdict("something else") == "direct"
 
 
-namespace_sets = st.dictionaries(st.sampled_from(NAMESPACES), st.tuples(st.integers(0, 3), st.integers(0, 3)))
+contexts = st.dictionaries(st.sampled_from([*STATUS_FIELDS, "nice", "policy", "mnt namespace", "LSM label"]),
+                           st.sampled_from(["0", "1", "4:4026531840", "unconfined"]))
 
 
-@given(namespace_sets, namespace_sets)
-def test_a_client_is_where_the_server_is_only_in_every_namespace(client, server):
-    differing = differing_namespaces(client, server)
-    assert differing == sorted(differing) and differing == differing_namespaces(server, client)
-    assert (differing == []) == (client == server)
-    # one kind missing on one side (a kernel without it, a process gone) counts as different
-    assert all(client.get(name) != server.get(name) for name in differing)
+@given(contexts, contexts)
+def test_a_client_fits_the_server_only_when_every_inherited_thing_is_the_same(client, server):
+    differences = context_differences(client, server)
+    assert differences == sorted(differences) and differences == context_differences(server, client)
+    assert (differences == []) == (client == server)
+    # a kind missing on one side (a namespace the kernel lacks, a process gone) differs too
+    assert all(client.get(name) != server.get(name) for name in differences)
 
 
-def test_the_namespaces_compared_are_every_kind_a_child_inherits():
-    here = {name: (4, 4026531830 + i) for i, name in enumerate(NAMESPACES)}
-    assert differing_namespaces(here, dict(here)) == []
-    assert differing_namespaces({**here, "mnt": (4, 1)}, here) == ["mnt"]
-    assert differing_namespaces({**here, "net": (4, 2), "user": (4, 3)}, here) == ["net", "user"]
-    assert set(NAMESPACES) == {"cgroup", "ipc", "mnt", "net", "pid", "time", "user", "uts"}
+STATUS = """Name:\tbash
+Umask:\t0022
+State:\tS (sleeping)
+Uid:\t0\t0\t0\t0
+Gid:\t0\t0\t0\t0
+Groups:\t
+NoNewPrivs:\t0
+Seccomp:\t0
+Seccomp_filters:\t0
+CapInh:\t0000000000000000
+CapPrm:\t000001ffffffffff
+CapEff:\t000001ffffffffff
+CapBnd:\t000001ffffffffff
+CapAmb:\t0000000000000000
+Cpus_allowed:\t3
+Cpus_allowed_list:\t0-1
+Mems_allowed_list:\t0
+voluntary_ctxt_switches:\t12
+"""
+
+
+def test_the_context_read_from_status_and_stat():
+    context = status_context(STATUS)
+    assert set(context) == set(STATUS_FIELDS)
+    assert context["Uid"] == "0 0 0 0" and context["Groups"] == "" and context["CapBnd"] == "000001ffffffffff"
+    assert context["Cpus_allowed_list"] == "0-1"
+    with open("/proc/self/status") as f:
+        assert set(status_context(f.read())) == set(STATUS_FIELDS)  # all there, on this kernel
+    hardened = status_context(STATUS.replace("NoNewPrivs:\t0", "NoNewPrivs:\t1")
+                              .replace("CapBnd:\t000001ffffffffff", "CapBnd:\t00000000a80425fb"))
+    assert context_differences(hardened, context) == ["CapBnd", "NoNewPrivs"]
+    # fields 19 (nice) and 41 (policy); the name in field 2 may hold spaces and parentheses
+    fields = [str(n) for n in range(3, 53)]
+    fields[19 - 3], fields[41 - 3] = "-5", "3"
+    stat = "4242 (a (b) c) " + " ".join(fields)
+    assert scheduling_context(stat) == {"nice": "-5", "policy": "3"}
 
 
 def test_claim_files_name_their_client():
