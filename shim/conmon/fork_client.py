@@ -30,7 +30,8 @@ def after_the_client(verdict: str, env: dict[str, str], diagnostics) -> None:
         diagnostics.debug(f"the fork server {'refused' if verdict == 'refused' else 'did not answer'}: "
                           "monitoring alone")
     if verdict == "absent":
-        path = server_path(os.geteuid(), env)
+        with open("/proc/self/uid_map") as f:
+            path = server_path(os.geteuid(), env, f.read())
         if path is not None:
             diagnostics.debug(f"no fork server at {path}: starting one, and monitoring alone")
             start_server(path, env)

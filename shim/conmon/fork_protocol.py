@@ -202,21 +202,23 @@ def client_verdict(text: str | None) -> str:
     return text if text in ("off", "absent", "refused", "timeout") else "direct"
 
 
-def server_path(euid: int, env: dict[str, str]) -> str | None:
+def server_path(euid: int, env: dict[str, str], uid_map: str) -> str | None:
     """The server's requests FIFO, or None when no server is used (the client script finds
     it the same way).
 
     One server per user, in a directory only that user can use; ``$SHIM_CONMON_FORK_SERVER``
     (set through containers.conf's ``conmon_env_vars``) is ``0`` for none, or the path of a
-    server of its own."""
+    server of its own. Root uses /run/shim, other users ``$XDG_RUNTIME_DIR``; so does
+    rootless podman's root, root only in the user's namespace (``uid_map``, this process's
+    ``/proc/self/uid_map``, does not map every id to itself), whose server is the user's."""
     choice = env.get(DISABLE_VARIABLE, "")
     if choice == "0":
         return None
     if choice.startswith("/"):
         return choice
-    if euid == 0:
-        return f"/run/shim/{SERVER_NAME}"
     runtime_dir = env.get("XDG_RUNTIME_DIR")
+    if euid == 0 and (uid_map.split()[:3] == ["0", "0", "4294967295"] or not runtime_dir):
+        return f"/run/shim/{SERVER_NAME}"
     return os.path.join(runtime_dir, "shim", SERVER_NAME) if runtime_dir else None
 
 

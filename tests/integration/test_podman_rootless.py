@@ -133,6 +133,27 @@ def test_the_users_monitor_is_the_shim_running_as_the_user(user_podman):
         assert b"shim-conmon" in f.read()
 
 
+def test_the_users_monitors_are_forked_by_the_users_fork_server(user_podman):
+    # The first monitor starts the server, from inside podman's user namespace; the
+    # next ones are its forks: the server's context (namespaces, privileges) is podman's.
+    user_podman("run", "--rm", IMAGE, "true")
+    deadline = time.monotonic() + 30
+    while not [pid for pid in long_lived_processes() if b"--fork-server" in _cmdline(pid)]:
+        assert time.monotonic() < deadline, "no fork server for the user"
+        time.sleep(0.05)
+    cid = user_podman.out("run", "-d", IMAGE, "sleep", "100")
+    monitor = int(user_podman.out("inspect", "--format", "{{.State.ConmonPid}}", cid))
+    assert b"--fork-server" in _cmdline(monitor)
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return b""
+
+
 def test_run_logs_stop_wait_exec(user_podman):
     assert user_podman("run", "--rm", IMAGE, "sh", "-c", "echo hello; exit 3", check=False).returncode == 3
     cid = user_podman.out("run", "-d", IMAGE, "sh", "-c", "trap 'echo bye; exit 4' TERM; echo up; while :; do sleep 0.1; done")

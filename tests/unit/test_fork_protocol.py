@@ -127,12 +127,20 @@ def test_claim_files_name_their_client():
         assert claim_owner(other, "s") is None
 
 
+HOST_IDS = "         0          0 4294967295\n"
+ROOTLESS_IDS = "         0       1000          1\n         1     100000      65536\n"  # podman's user namespace
+
+
 def test_where_the_server_is():
-    assert server_path(0, {}) == "/run/shim/conmon-fork-server"
-    assert server_path(1000, {"XDG_RUNTIME_DIR": "/run/user/1000"}) == "/run/user/1000/shim/conmon-fork-server"
-    assert server_path(1000, {}) is None
-    assert server_path(0, {"SHIM_CONMON_FORK_SERVER": "0"}) is None
-    assert server_path(0, {"SHIM_CONMON_FORK_SERVER": "/tmp/x/s"}) == "/tmp/x/s"
+    assert server_path(0, {}, HOST_IDS) == "/run/shim/conmon-fork-server"
+    user = {"XDG_RUNTIME_DIR": "/run/user/1000"}
+    assert server_path(1000, user, HOST_IDS) == "/run/user/1000/shim/conmon-fork-server"
+    # rootless podman's monitor is root in the user's namespace: the user's server
+    assert server_path(0, user, ROOTLESS_IDS) == "/run/user/1000/shim/conmon-fork-server"
+    assert server_path(0, {}, ROOTLESS_IDS) == "/run/shim/conmon-fork-server"  # root in a container's namespace
+    assert server_path(1000, {}, HOST_IDS) is None
+    assert server_path(0, {"SHIM_CONMON_FORK_SERVER": "0"}, HOST_IDS) is None
+    assert server_path(0, {"SHIM_CONMON_FORK_SERVER": "/tmp/x/s"}, ROOTLESS_IDS) == "/tmp/x/s"
     files = ServerFiles("/tmp/x/s")
     assert (files.idle, files.lock, files.pid) == ("/tmp/x/s.idle", "/tmp/x/s.lock", "/tmp/x/s.pid")
     assert files.claim(ClientRef(12, 34)) == "/tmp/x/s.12-34.claim"
