@@ -97,10 +97,15 @@ def split_requests(buffer: bytes) -> tuple[list[ClientRef], bytes]:
     return clients, rest[-64:]  # a line never needs more; junk without a newline stays bounded
 
 
+def stat_field(stat: str, number: int) -> str:
+    """Field ``number`` (from 1, as proc(5) counts) of ``/proc/PID/stat``, from 3 on; the
+    name in field 2 may hold spaces and parentheses."""
+    return stat[stat.rindex(")") + 2:].split()[number - 3]
+
+
 def start_time(stat: str) -> int:
-    """Field 22 of ``/proc/PID/stat``; the name in field 2 may hold spaces and parentheses."""
-    fields = stat[stat.rindex(")") + 2:].split()
-    return int(fields[19])
+    """Field 22 of ``/proc/PID/stat``."""
+    return int(stat_field(stat, 22))
 
 
 def status_ids_and_umask(status: str) -> tuple[list[int], int | None]:
@@ -173,8 +178,7 @@ def status_context(status: str) -> dict[str, str]:
 
 def scheduling_context(stat: str) -> dict[str, str]:
     """The nice value and scheduling policy (fields 19 and 41 of ``/proc/PID/stat``)."""
-    fields = stat[stat.rindex(")") + 2:].split()  # from field 3 on
-    return {"nice": fields[16], "policy": fields[38]}
+    return {"nice": stat_field(stat, 19), "policy": stat_field(stat, 41)}
 
 
 def context_differences(client: dict[str, str], server: dict[str, str]) -> list[str]:

@@ -208,10 +208,17 @@ def _sweep_claims(files: ServerFiles) -> None:
 def _still_running(client: ClientRef) -> bool:
     """The process the client named itself as is alive (not a later one with its pid)."""
     try:
-        with open(f"/proc/{client.pid}/stat") as f:
-            return start_time(f.read()) == client.start
+        return _stat_if_running(client) is not None
     except (OSError, ValueError):
         return False
+
+
+def _stat_if_running(client: ClientRef) -> str | None:
+    """``/proc/PID/stat`` of the process the client named itself as, or None when a later
+    process has its pid."""
+    with open(f"/proc/{client.pid}/stat") as f:
+        stat = f.read()
+    return stat if start_time(stat) == client.start else None
 
 
 def _serve_one(files: ServerFiles, client: ClientRef, script: str, getfd, context: dict[str, str]) -> None:
@@ -250,11 +257,10 @@ def _client_of_this_server(client: ClientRef, script: str) -> tuple[list[str], i
     """The engine's argv for the monitor, the client's umask and its context, when
     ``client`` is a live shim-conmon of this server's installation and user, started when
     it says."""
-    proc = f"/proc/{client.pid}"
-    with open(f"{proc}/stat") as f:
-        stat = f.read()
-    if start_time(stat) != client.start:
+    stat = _stat_if_running(client)
+    if stat is None:
         return None
+    proc = f"/proc/{client.pid}"
     with open(f"{proc}/status") as f:
         status = f.read()
     uids, umask = status_ids_and_umask(status)
